@@ -1,0 +1,373 @@
+"""The JSON endpoints end to end: authenticate → admit → forward → settle.
+
+The edge (``bastion.http``) reads the request and hands the gateway the bytes; everything
+from validation to the last byte of the response happens here, written against the
+:class:`Sink` protocol so the request lifecycle can be read and tested without a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from bastion.core.calendar import now_ms
+from bastion.core.catalog import Catalog, Deployment, Endpoint, Model, Tier
+from bastion.core.estimate import estimated_prompt_tokens, worst_case
+from bastion.core.records import Principal
+from bastion.core.usage import Usage, price_usage
+from bastion.errors import BastionError, StoreUnavailableError, UpstreamError
+from bastion.gateway.admission import Admission, Ticket
+from bastion.gateway.forward import Forwarder
+from bastion.gateway.settlement import Settler
+from bastion.gateway.sink import ClientGoneError, Exchange, Sink
+from bastion.gateway.streaming import StreamMeter, error_event, model_rewriter, rewrite_model
+from bastion.gateway.validation import validate, wants_stream, wants_usage_chunk
+from bastion.settings import Settings
+from bastion.upstream.openai import Deadline, UpstreamAttemptError, UpstreamReply
+from bastion.upstream.usage import answer_usage, output_text
+
+log = logging.getLogger("bastion.gateway")
+
+JSON_TYPES = frozenset({"application/json"})
+STREAM_TYPES = frozenset({"text/event-stream"})
+STREAM_HEADERS: Mapping[str, str] = {
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What happened to one admitted request, for its settlement and its log line."""
+
+    ticket: Ticket
+    model: Model
+    endpoint: Endpoint
+    started_ms: int
+    status: int = 0
+    usage: Usage | None = None
+    cost: int = 0
+    charge: asyncio.Task[tuple[int, int | None]] | None = field(default=None)
+    exchange: Exchange | None = None
+
+
+class Gateway:
+    def __init__(
+        self,
+        settings: Settings,
+        admission: Admission,
+        forwarder: Forwarder,
+        settler: Settler,
+    ) -> None:
+        self.settings = settings
+        self.catalog: Catalog = settings.catalog
+        self.admission = admission
+        self.forwarder = forwarder
+        self.settler = settler
+        self._bytes_per_token = settings.billing.input_bytes_per_token
+
+    def tier_of(self, principal: Principal) -> Tier:
+        return self.settings.tiers.get(principal.account.tier) or self.settings.default_tier
+
+    # -- lifecycle helpers shared by every endpoint ---------------------------------------
+
+    async def admit(
+        self, request_id: str, principal: Principal, model: Model, hold_usage: Usage
+    ) -> Ticket:
+        hold = price_usage(hold_usage, model.price)
+        return await self.admission.admit(request_id, principal, self.tier_of(principal), hold)
+
+    def start_charge(self, outcome: Outcome, usage: Usage) -> None:
+        """Begin writing the charge in a task of its own: if the client leaves while it is
+        being committed, the commit still completes and the cache still learns of it."""
+        outcome.usage = usage
+        outcome.charge = asyncio.ensure_future(
+            self.settler.charge(outcome.ticket, outcome.model, outcome.endpoint.value, usage)
+        )
+
+    async def charge(self, outcome: Outcome, usage: Usage) -> None:
+        """Write the charge and wait until it is durable (commit before completion)."""
+        self.start_charge(outcome, usage)
+        assert outcome.charge is not None
+        await asyncio.shield(outcome.charge)
+
+    async def finish(self, outcome: Outcome) -> None:
+        """Release the hold (applying the charge, if one was written) and log the request."""
+        version: int | None = None
+        if outcome.charge is not None:
+            try:
+                outcome.cost, version = await asyncio.shield(outcome.charge)
+            except StoreUnavailableError:
+                outcome.cost, version = 0, None
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("charge failed")
+                outcome.cost, version = 0, None
+        await outcome.ticket.release(outcome.cost, version)
+        if outcome.exchange is not None:
+            info = outcome.exchange.info
+            info["cost_micros"] = outcome.cost
+            if outcome.usage is not None and outcome.cost:
+                info["usage"] = outcome.usage.as_dict()
+        self.settler.record(
+            outcome.ticket,
+            model=outcome.model.id,
+            endpoint=outcome.endpoint.value,
+            status=outcome.status or 499,
+            usage=outcome.usage if outcome.cost else None,
+            cost=outcome.cost,
+            started_ms=outcome.started_ms,
+        )
+
+    # -- JSON endpoints --------------------------------------------------------------------
+
+    async def handle_json(
+        self,
+        endpoint: Endpoint,
+        exchange: Exchange,
+        principal: Principal,
+        body: bytes,
+        payload: dict[str, Any],
+        sink: Sink,
+    ) -> None:
+        """Serve one JSON endpoint call."""
+        name = validate(endpoint, payload)
+        model = self.catalog.resolve(name, endpoint, self.tier_of(principal))
+        exchange.info["model"] = model.id
+        estimate = worst_case(
+            endpoint, payload, len(body), model, bytes_per_token=self._bytes_per_token
+        )
+        ticket = await self.admit(exchange.request_id, principal, model, estimate)
+        headers = exchange.headers
+        headers.update(ticket.headers)
+        outcome = Outcome(ticket, model, endpoint, now_ms(), exchange=exchange)
+        try:
+            if wants_stream(endpoint, payload):
+                await self._stream(outcome, name, body, payload, sink, headers)
+            else:
+                await self._unary(outcome, name, body, payload, sink, headers)
+        except BastionError as error:
+            outcome.status = error.status
+            raise
+        finally:
+            await self.finish(outcome)
+
+    def _body_for(
+        self, body: bytes, payload: dict[str, Any], name: str, stream: bool
+    ) -> tuple[Any, str | None] | Any:
+        def build(deployment: Deployment) -> tuple[Any, str | None]:
+            if deployment.upstream_model == name and not stream:
+                return body, "application/json"  # nothing to change: forward the bytes
+            changed = dict(payload)
+            changed["model"] = deployment.upstream_model
+            if stream:
+                options = dict(payload.get("stream_options") or {})
+                options["include_usage"] = True
+                upstream = self.forwarder.upstream(deployment.upstream).settings
+                if upstream.continuous_usage and "continuous_usage_stats" not in options:
+                    options["continuous_usage_stats"] = True
+                if "stream_options" in payload or payload.get("stream"):
+                    changed["stream_options"] = options
+            return orjson.dumps(changed), "application/json"
+
+        return build
+
+    async def _unary(
+        self,
+        outcome: Outcome,
+        name: str,
+        body: bytes,
+        payload: dict[str, Any],
+        sink: Sink,
+        headers: dict[str, str],
+    ) -> None:
+        endpoint, model = outcome.endpoint, outcome.model
+        deadline = Deadline.after(self._total_timeout(model))
+        deployment, reply = await self._send(
+            model, endpoint, self._body_for(body, payload, name, False), deadline, JSON_TYPES
+        )
+        try:
+            answer_bytes = await reply.body()
+            reply.release()
+        finally:
+            reply.close()
+        try:
+            answer = orjson.loads(answer_bytes)
+        except orjson.JSONDecodeError:
+            raise UpstreamError(
+                f"The model server for `{name}` sent an answer that is not valid JSON."
+            ) from None
+        if not isinstance(answer, dict):
+            raise UpstreamError(f"The model server for `{name}` sent an unexpected answer.")
+        usage = answer_usage(endpoint, answer) or Usage(
+            input_tokens=estimated_prompt_tokens(len(body)),
+            output_tokens=-(-output_text(endpoint, answer) // 4),
+            source="estimated",
+        )
+        if endpoint is Endpoint.IMAGES:
+            size, quality = payload.get("size"), payload.get("quality")
+            usage.image_size = size if isinstance(size, str) else None
+            usage.image_quality = quality if isinstance(quality, str) else None
+        # Commit before completion: the body leaves only once its charge is durable.
+        await self.charge(outcome, usage)
+        if deployment.upstream_model != name:
+            answer_bytes = rewrite_model(
+                answer_bytes, model_rewriter(deployment.upstream_model, name)
+            )
+        outcome.status = 200
+        await sink.respond(200, answer_bytes, "application/json", headers)
+
+    async def _stream(
+        self,
+        outcome: Outcome,
+        name: str,
+        body: bytes,
+        payload: dict[str, Any],
+        sink: Sink,
+        headers: dict[str, str],
+    ) -> None:
+        endpoint, model = outcome.endpoint, outcome.model
+        deadline = Deadline.after(self._total_timeout(model))
+        deployment, reply = await self._send(
+            model, endpoint, self._body_for(body, payload, name, True), deadline, STREAM_TYPES
+        )
+        upstream = self.forwarder.upstream(deployment.upstream).settings
+        options = payload.get("stream_options")
+        meter = StreamMeter(
+            endpoint=endpoint,
+            client_wants_usage=wants_usage_chunk(payload),
+            added_continuous_usage=upstream.continuous_usage
+            and not (isinstance(options, dict) and "continuous_usage_stats" in options),
+            body_bytes=len(body),
+            needles=model_rewriter(deployment.upstream_model, name)
+            if deployment.upstream_model != name
+            else None,
+        )
+        sent_any = False
+        try:
+            try:
+                async for chunk in reply.chunks():
+                    out = meter.feed(chunk)
+                    if not out:
+                        continue
+                    if not sent_any:
+                        await sink.open_stream({**headers, **STREAM_HEADERS})
+                        sent_any = True
+                    await sink.write(out)
+                tail = meter.finish()
+                if tail:
+                    if not sent_any:
+                        await sink.open_stream({**headers, **STREAM_HEADERS})
+                        sent_any = True
+                    await sink.write(tail)
+            except UpstreamAttemptError as failure:
+                # the upstream broke mid-stream: a failed request, not charged
+                if not sent_any:
+                    raise UpstreamError(
+                        f"The model server for `{name}` failed: {failure.reason}."
+                    ) from None
+                outcome.status = 502
+                await sink.write(
+                    error_event(f"The model server for `{name}` failed: {failure.reason}.")
+                )
+                await sink.close_stream()
+                return
+            if not meter.done:
+                if not sent_any:
+                    raise UpstreamError(
+                        f"The model server for `{name}` ended the stream without an answer."
+                    )
+                outcome.status = 502
+                await sink.write(
+                    error_event(f"The model server for `{name}` ended the stream early.")
+                )
+                await sink.close_stream()
+                return
+            if not sent_any:
+                await sink.open_stream({**headers, **STREAM_HEADERS})
+                sent_any = True
+            try:
+                await self.charge(outcome, meter.produced())
+            except StoreUnavailableError:
+                outcome.status = 503
+                await sink.write(
+                    error_event(
+                        "The request could not be billed; it was not charged. Retry shortly.",
+                        code="service_unavailable",
+                    )
+                )
+                await sink.close_stream()
+                return
+            # Commit before completion: the usage chunk and [DONE] follow the durable charge.
+            final = (meter.held_usage_chunk or b"") + (meter.terminal or b"")
+            outcome.status = 200
+            await sink.write(final)
+            await sink.close_stream()
+        except (ClientGoneError, asyncio.CancelledError):
+            # The client left: stop the upstream now, bill what it produced if anything
+            # reached the client (a client gone before the first byte pays nothing).
+            reply.close()
+            outcome.status = 499
+            if sent_any and outcome.charge is None:
+                self.start_charge(outcome, meter.produced())
+            raise
+        finally:
+            reply.close()
+
+    async def _send(
+        self,
+        model: Model,
+        endpoint: Endpoint,
+        build: Any,
+        deadline: Deadline,
+        accept: frozenset[str],
+    ) -> tuple[Deployment, UpstreamReply]:
+        try:
+            deployment, reply = await self.forwarder.send(
+                model, endpoint.path, build, deadline, accept
+            )
+        except UpstreamAttemptError as failure:
+            raise UpstreamError(
+                f"The model server for `{model.id}` failed: {failure.reason}."
+            ) from None
+        if reply.status >= 400:
+            try:
+                detail = _safe_error_code(await reply.body(64 * 1024))
+            except UpstreamAttemptError:
+                detail = ""
+            finally:
+                reply.close()
+            raise UpstreamError(
+                f"The model server for `{model.id}` rejected the request with HTTP "
+                f"{reply.status}{detail}. Check parameters this model may not support "
+                "(for example `store`, `tools` or `response_format`)."
+            )
+        return deployment, reply
+
+    def _total_timeout(self, model: Model) -> float:
+        return max(
+            self.forwarder.upstream(d.upstream).settings.timeouts.total_s for d in model.deployments
+        )
+
+
+def _safe_error_code(body: bytes) -> str:
+    """The upstream's error code, if it is a plain identifier; never its free-text message,
+    which may echo user content or reveal the upstream's internals."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return ""
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return ""
+    for field_name in ("code", "type", "param"):
+        value = error.get(field_name)
+        if isinstance(value, str) and 0 < len(value) <= 64 and value.replace("_", "").isalnum():
+            return f" ({field_name}: {value})"
+    return ""

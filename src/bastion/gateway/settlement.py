@@ -1,0 +1,77 @@
+"""Settle a request: price its usage, make the charge durable, release its hold, log it.
+
+Charges are written by request id, once: the ledger's unique ``(request_id, kind)`` makes a
+repeated write a no-op.  A request that failed is never charged; its hold is released.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+
+from bastion.core.calendar import now_ms
+from bastion.core.catalog import Model
+from bastion.core.records import Charge, RequestLogEntry
+from bastion.core.usage import Usage, price_usage
+from bastion.gateway.admission import Ticket
+from bastion.storage.sql.settlements import SqlSettlementWriter
+
+log = logging.getLogger("bastion.settlement")
+
+
+class Settler:
+    def __init__(self, writer: SqlSettlementWriter) -> None:
+        self._writer = writer
+
+    async def charge(
+        self, ticket: Ticket, model: Model, endpoint: str, usage: Usage
+    ) -> tuple[int, int | None]:
+        """Durably record the charge for ``usage``; returns (cost, ledger version).
+
+        Raises StoreUnavailableError when the charge cannot be written: the caller must then
+        fail the request rather than deliver it unbilled."""
+        cost = price_usage(usage, model.price)
+        if cost <= 0:
+            return 0, None
+        version = await self._writer.charge(
+            Charge(
+                request_id=ticket.request_id,
+                account_id=ticket.principal.account.id,
+                key_id=ticket.principal.key.id,
+                amount=cost,
+                model=model.id,
+                endpoint=endpoint,
+                usage=orjson.dumps(usage.as_dict()).decode(),
+                created_ms=now_ms(),
+            )
+        )
+        return cost, version
+
+    def record(
+        self,
+        ticket: Ticket,
+        *,
+        model: str | None,
+        endpoint: str,
+        status: int,
+        usage: Usage | None,
+        cost: int,
+        started_ms: int,
+    ) -> None:
+        """Add the request to the usage history (not awaited: it rides the next batch)."""
+        now = now_ms()
+        self._writer.log(
+            RequestLogEntry(
+                request_id=ticket.request_id,
+                account_id=ticket.principal.account.id,
+                key_id=ticket.principal.key.id,
+                model=model,
+                endpoint=endpoint,
+                status=status,
+                usage=orjson.dumps(usage.as_dict()).decode() if usage else None,
+                cost=cost,
+                duration_ms=max(0, now - started_ms),
+                created_ms=started_ms,
+            )
+        )

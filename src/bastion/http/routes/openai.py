@@ -1,0 +1,74 @@
+"""The OpenAI-compatible JSON endpoints and ``GET /v1/models``."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+
+import orjson
+from aiohttp import web
+
+from bastion.core.catalog import Endpoint
+from bastion.gateway.sink import ClientGoneError, Exchange
+from bastion.gateway.validation import parse_object
+from bastion.http.body import read_capped
+from bastion.http.keys import EXCHANGE, RUNTIME
+from bastion.http.sink import AiohttpSink
+
+JSON_ENDPOINTS = (
+    Endpoint.CHAT,
+    Endpoint.COMPLETIONS,
+    Endpoint.RESPONSES,
+    Endpoint.EMBEDDINGS,
+    Endpoint.IMAGES,
+)
+
+
+def json_endpoint(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        runtime = request.app[RUNTIME]
+        exchange: Exchange = request[EXCHANGE]
+        principal = await runtime.authenticator.authenticate(request.headers.get("Authorization"))
+        exchange.info["account_id"] = principal.account.id
+        exchange.info["key_id"] = principal.key.id
+        exchange.info["endpoint"] = endpoint.value
+        body = await read_capped(request, runtime.settings.listener.max_json_body_bytes)
+        payload = parse_object(body)
+        sink = AiohttpSink(request)
+        with contextlib.suppress(ClientGoneError):
+            await runtime.gateway.handle_json(endpoint, exchange, principal, body, payload, sink)
+        assert sink.response is not None
+        return sink.response
+
+    return handle
+
+
+async def list_models(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    exchange: Exchange = request[EXCHANGE]
+    principal = await runtime.authenticator.authenticate(request.headers.get("Authorization"))
+    exchange.info["account_id"] = principal.account.id
+    exchange.info["key_id"] = principal.key.id
+    exchange.info["endpoint"] = "models"
+    tier = runtime.gateway.tier_of(principal)
+    # Counted against the rate limit like any request; never held for, never billed.
+    ticket = await runtime.admission.admit(exchange.request_id, principal, tier, 0)
+    await ticket.release()
+    exchange.headers.update(ticket.headers)
+    models = runtime.settings.catalog.visible_to(tier)
+    body = {
+        "object": "list",
+        "data": [
+            {"id": m.id, "object": "model", "created": m.created, "owned_by": m.owned_by}
+            for m in models
+        ],
+    }
+    return web.Response(
+        body=orjson.dumps(body), content_type="application/json", headers=exchange.headers
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/v1/models", list_models)
+    for endpoint in JSON_ENDPOINTS:
+        app.router.add_post(endpoint.path, json_endpoint(endpoint))

@@ -1,0 +1,87 @@
+"""Structured logs: one JSON object per line, secrets redacted on the way out.
+
+Redaction is a last line of defence: code never logs a key, password or OTP on purpose, and
+this filter masks anything that still looks like one (a ``qbt_`` key, a bearer token, a
+``password``/``otp``/``code``/``secret`` field).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+from typing import Any
+
+import orjson
+
+from bastion.settings import LogSettings
+
+_KEY = re.compile(r"qbt_[0-9A-Za-z]{8,}")
+_BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
+SECRET_FIELDS = frozenset(
+    {"password", "otp", "code", "secret", "token", "authorization", "api_key", "key_secret"}
+)
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+def redact_text(text: str) -> str:
+    return _BEARER.sub(r"\1[redacted]", _KEY.sub("qbt_[redacted]", text))
+
+
+def redact(value: Any, field: str = "") -> Any:
+    if field.lower() in SECRET_FIELDS:
+        return "[redacted]"
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(v) for v in value]
+    return value
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": redact_text(record.getMessage()),
+        }
+        for name, value in record.__dict__.items():
+            if name not in _STANDARD and not name.startswith("_"):
+                entry[name] = redact(value, name)
+        if record.exc_info:
+            entry["exc"] = redact_text(self.formatException(record.exc_info))
+        return orjson.dumps(entry, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        extras = {
+            k: redact(v, k)
+            for k, v in record.__dict__.items()
+            if k not in _STANDARD and not k.startswith("_")
+        }
+        line = f"{record.levelname.lower():7} {record.name}: {redact_text(record.getMessage())}"
+        if extras:
+            line += " " + " ".join(f"{k}={v}" for k, v in extras.items())
+        if record.exc_info:
+            line += "\n" + redact_text(self.formatException(record.exc_info))
+        return line
+
+
+def configure(settings: LogSettings, stream: Any = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.level)
+    # aiohttp's own access log would duplicate ours and knows nothing of redaction
+    logging.getLogger("aiohttp.access").disabled = True

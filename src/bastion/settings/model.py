@@ -1,0 +1,137 @@
+"""The resolved, frozen settings every part of Bastion receives from the composition root."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from bastion.core.catalog import Catalog, Tier
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class Secret:
+    """A credential: its ``repr`` and ``str`` never show the value."""
+
+    value: str
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    connect_s: float = 3.0
+    first_byte_s: float = 60.0
+    between_chunks_s: float = 60.0
+    total_s: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamSettings:
+    """One model server (or a pool behind one address) that deployments point at."""
+
+    name: str
+    kind: Literal["openai", "riva"]
+    base_url: str
+    """``http(s)://host[:port][/prefix]`` for OpenAI-compatible servers (``/v1/...`` is
+    appended), ``grpc://host:port`` or ``grpcs://host:port`` for Riva."""
+    api_key: Secret | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    metadata: Mapping[str, Secret] = field(default_factory=dict)
+    """gRPC metadata sent to Riva (e.g. ``authorization`` for hosted NIM endpoints)."""
+    tls_ca_file: Path | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    max_connections: int = 512
+    continuous_usage: bool = False
+    """Ask for vLLM/SGLang ``continuous_usage_stats`` so a cut stream is billed exactly."""
+    circuit_failures: int = 5
+    circuit_open_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerSettings:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    plain_http_port: int | None = None
+    """A second listener that only redirects to HTTPS (and revokes keys sent in clear)."""
+    plain_http_host: str | None = None
+    https_redirect_port: int | None = None
+    """Port written into redirect URLs (default: ``port``; 443 behind a load balancer)."""
+    exposed_key_policy: Literal["revoke", "warn"] = "revoke"
+    trusted_proxies: tuple[Network, ...] = ()
+    max_json_body_bytes: int = 16 * 1024 * 1024
+    max_upload_bytes: int = 25 * 1024 * 1024
+    max_tts_text_chars: int = 5000
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+
+@dataclass(frozen=True, slots=True)
+class StorageSettings:
+    database_url: str
+    redis_url: str | None = None
+    redis_prefix: str = "bastion:v1:"
+    store_timeout_s: float = 0.5
+    auto_migrate: bool = True
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@dataclass(frozen=True, slots=True)
+class BillingSettings:
+    default_tier: str = "free"
+    hold_ttl_s: float = 900.0
+    """An open hold older than this belongs to a dead request and is swept."""
+    settle_batch_max: int = 512
+    input_bytes_per_token: int = 1
+    """Holds assume at most one input token per this many body bytes (1 is a hard bound for
+    byte-level BPE tokenizers; larger values hold less but may under-hold)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    cache_ttl_s: float = 5.0
+    """No cached key outlives this without being re-read from the store."""
+    negative_cache_ttl_s: float = 1.0
+    revalidate_interval_s: float = 2.0
+    change_poll_interval_s: float = 0.25
+    """How often the process polls the store's change feed (revocations by other processes)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LogSettings:
+    level: str = "INFO"
+    format: Literal["json", "text"] = "json"
+    access_log: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    file: str
+    data_dir: Path
+    listener: ListenerSettings
+    storage: StorageSettings
+    billing: BillingSettings
+    auth: AuthSettings
+    log: LogSettings
+    upstreams: Mapping[str, UpstreamSettings]
+    tiers: Mapping[str, Tier]
+    catalog: Catalog
+
+    @property
+    def default_tier(self) -> Tier:
+        return self.tiers[self.billing.default_tier]

@@ -1,0 +1,40 @@
+"""The store of record opened as one object: engine plus one repository per table family."""
+
+from __future__ import annotations
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bastion.settings import StorageSettings
+from bastion.storage.sql import migrate
+from bastion.storage.sql.accounts import SqlAccounts
+from bastion.storage.sql.audit import SqlAuditLog
+from bastion.storage.sql.changes import SqlChangeFeed
+from bastion.storage.sql.engine import create_engine
+from bastion.storage.sql.keys import SqlKeyStore
+from bastion.storage.sql.ledger import SqlLedger
+from bastion.storage.sql.settlements import SqlSettlementWriter
+
+
+class Database:
+    def __init__(self, engine: AsyncEngine, *, batch_max: int = 512) -> None:
+        self.engine = engine
+        self.accounts = SqlAccounts(engine)
+        self.keys = SqlKeyStore(engine)
+        self.ledger = SqlLedger(engine)
+        self.changes = SqlChangeFeed(engine)
+        self.audit = SqlAuditLog(engine)
+        self.settlements = SqlSettlementWriter(engine, batch_max=batch_max)
+
+    @classmethod
+    def open(cls, storage: StorageSettings, *, batch_max: int = 512) -> Database:
+        return cls(create_engine(storage), batch_max=batch_max)
+
+    async def migrate(self) -> tuple[str | None, str]:
+        return await migrate.upgrade(self.engine)
+
+    async def is_current(self) -> bool:
+        return await migrate.current_revision(self.engine) == migrate.head_revision()
+
+    async def close(self) -> None:
+        await self.settlements.close()
+        await self.engine.dispose()

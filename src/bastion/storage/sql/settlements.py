@@ -1,0 +1,233 @@
+"""Group commit of settlements: many requests' charges become durable in one transaction.
+
+A request awaits :meth:`SqlSettlementWriter.charge` before its last byte leaves, so a crash can
+never lose the charge of a response the client received in full.  While one transaction is
+being committed, new charges queue up and go together in the next one, so the cost of a
+commit (an fsync on SQLite) is shared by every request that finished meanwhile.
+
+Request-log rows (the per-request usage history) ride along with whatever batch comes next;
+nobody waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bastion.core.calendar import day_of, month_of
+from bastion.core.records import Charge, RequestLogEntry
+from bastion.errors import StoreUnavailableError
+from bastion.storage.sql.engine import translated_errors
+from bastion.storage.sql.tables import accounts, ledger, request_log
+
+log = logging.getLogger("bastion.settlement")
+
+MAX_PENDING_LOGS = 100_000
+
+
+@dataclass(slots=True)
+class _Pending:
+    charge: Charge
+    done: asyncio.Future[int | None] = field(default_factory=asyncio.Future)
+
+
+class SqlSettlementWriter:
+    def __init__(self, engine: AsyncEngine, *, batch_max: int = 512) -> None:
+        self._engine = engine
+        self._batch_max = batch_max
+        self._charges: deque[_Pending] = deque()
+        self._logs: deque[RequestLogEntry] = deque(maxlen=MAX_PENDING_LOGS)
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.batches = 0
+        self.charges_written = 0
+        self.logs_dropped = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="bastion-group-commit")
+
+    async def close(self) -> None:
+        """Write everything queued, then stop."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def charge(self, charge: Charge) -> int | None:
+        """Durably record a charge; returns the account version after it (None if an identical
+        charge was already recorded).  Raises StoreUnavailableError if it could not be written."""
+        if self._closing and self._task is None:
+            raise StoreUnavailableError("the gateway is shutting down")
+        pending = _Pending(charge)
+        self._charges.append(pending)
+        self._wakeup.set()
+        # Shielded: a caller that goes away must not un-write a charge already in flight.
+        return await asyncio.shield(pending.done)
+
+    def log(self, entry: RequestLogEntry) -> None:
+        if len(self._logs) == self._logs.maxlen:
+            self.logs_dropped += 1
+        self._logs.append(entry)
+        self._wakeup.set()
+
+    async def flush(self) -> None:
+        """Wait until everything queued so far is written (used by tests and shutdown)."""
+        while self._charges or self._logs:
+            self._wakeup.set()
+            await asyncio.sleep(0.005)
+
+    async def _run(self) -> None:
+        while True:
+            if not self._charges and not self._logs:
+                if self._closing:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            batch = [
+                self._charges.popleft() for _ in range(min(self._batch_max, len(self._charges)))
+            ]
+            logs = [self._logs.popleft() for _ in range(min(self._batch_max, len(self._logs)))]
+            try:
+                versions = await self._write(batch, logs)
+            except IntegrityError:
+                versions = await self._write_one_by_one(batch, logs)
+            except StoreUnavailableError as exc:
+                for item in batch:
+                    if not item.done.done():
+                        item.done.set_exception(exc)
+                # Keep the usage history; retry it after a pause instead of losing it.
+                self._logs.extendleft(reversed(logs))
+                await asyncio.sleep(0.2)
+                continue
+            except Exception:  # a bug must not leave requests waiting forever
+                log.exception("settlement batch failed")
+                for item in batch:
+                    if not item.done.done():
+                        item.done.set_exception(StoreUnavailableError())
+                continue
+            self.batches += 1
+            self.charges_written += len(batch)
+            for item in batch:
+                if not item.done.done():
+                    item.done.set_result(versions.get(item.charge.request_id))
+
+    async def _write(
+        self, batch: list[_Pending], logs: list[RequestLogEntry]
+    ) -> dict[str, int | None]:
+        async with translated_errors(), self._engine.begin() as conn:
+            versions = await _write_charges(conn, [p.charge for p in batch])
+            if logs:
+                await conn.execute(request_log.insert(), [_log_row(e) for e in logs])
+        return versions
+
+    async def _write_one_by_one(
+        self, batch: list[_Pending], logs: list[RequestLogEntry]
+    ) -> dict[str, int | None]:
+        """A batch hit a unique constraint: write items alone, skipping the duplicates."""
+        versions: dict[str, int | None] = {}
+        for item in batch:
+            try:
+                async with translated_errors(), self._engine.begin() as conn:
+                    versions.update(await _write_charges(conn, [item.charge]))
+            except IntegrityError:
+                versions[item.charge.request_id] = None
+            except StoreUnavailableError as exc:
+                item.done.set_exception(exc)
+        for entry in logs:
+            with contextlib.suppress(IntegrityError, StoreUnavailableError):
+                async with translated_errors(), self._engine.begin() as conn:
+                    await conn.execute(request_log.insert(), [_log_row(entry)])
+        return versions
+
+
+async def _write_charges(conn: AsyncConnection, charges: list[Charge]) -> dict[str, int | None]:
+    if not charges:
+        return {}
+    by_account: dict[str, list[Charge]] = defaultdict(list)
+    for charge in charges:
+        by_account[charge.account_id].append(charge)
+    versions: dict[str, int | None] = {}
+    # Accounts in a fixed order, so concurrent replicas never deadlock on each other's rows.
+    for account_id in sorted(by_account):
+        items = by_account[account_id]
+        total = sum(c.amount for c in items)
+        end = (
+            await conn.execute(
+                update(accounts)
+                .where(accounts.c.id == account_id)
+                .values(
+                    balance=accounts.c.balance - total,
+                    version=accounts.c.version + len(items),
+                )
+                .returning(accounts.c.version)
+            )
+        ).scalar_one_or_none()
+        if end is None:
+            raise IntegrityError("charge for a missing account", None, Exception(account_id))
+        for index, item in enumerate(items):
+            versions[item.request_id] = int(end) - len(items) + index + 1
+    await conn.execute(
+        ledger.insert(),
+        [
+            {
+                "account_id": c.account_id,
+                "key_id": c.key_id,
+                "request_id": c.request_id,
+                "kind": "charge",
+                "amount": -c.amount,
+                "model": c.model,
+                "endpoint": c.endpoint,
+                "usage": c.usage,
+                "actor": None,
+                "reason": None,
+                "created_ms": c.created_ms,
+                "day": day_of(c.created_ms),
+                "month": month_of(c.created_ms),
+            }
+            for c in charges
+        ],
+    )
+    return versions
+
+
+def _log_row(entry: RequestLogEntry) -> dict[str, object]:
+    return {
+        "request_id": entry.request_id,
+        "account_id": entry.account_id,
+        "key_id": entry.key_id,
+        "model": entry.model,
+        "endpoint": entry.endpoint,
+        "status": entry.status,
+        "usage": entry.usage,
+        "cost": entry.cost,
+        "duration_ms": entry.duration_ms,
+        "created_ms": entry.created_ms,
+        "day": day_of(entry.created_ms),
+    }
+
+
+async def recent_requests(
+    engine: AsyncEngine, account_id: str, limit: int = 50
+) -> list[dict[str, object]]:
+    async with translated_errors(), engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(request_log)
+                .where(request_log.c.account_id == account_id)
+                .order_by(request_log.c.created_ms.desc())
+                .limit(limit)
+            )
+        ).all()
+    return [dict(r._mapping) for r in rows]

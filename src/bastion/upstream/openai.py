@@ -1,0 +1,188 @@
+"""HTTP client for OpenAI-compatible upstreams (vLLM, SGLang, OpenAI itself, the simulator).
+
+It knows nothing about keys, limits or money.  It sends bytes Bastion prepared, with the
+operator's credential, to one deployment, and returns the reply's status and a way to read
+its body under separate connect, first-byte, between-chunk and total deadlines.  Redirects are
+never followed; the client's headers are never forwarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from bastion.errors import UpstreamError
+from bastion.settings import UpstreamSettings
+
+
+class UpstreamAttemptError(UpstreamError):
+    """Why one attempt at one deployment failed; ``retryable`` means another deployment may
+    be tried (nothing has reached the client yet)."""
+
+    def __init__(self, reason: str, *, retryable: bool, status: int | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.upstream_status = status
+
+
+@dataclass(slots=True)
+class Deadline:
+    """The total deadline of one request, shared by every wait on the upstream."""
+
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds)
+
+    def left(self, cap: float) -> float:
+        left = self.at - time.monotonic()
+        if left <= 0:
+            raise UpstreamAttemptError("the upstream did not finish in time", retryable=False)
+        return min(cap, left)
+
+
+class UpstreamReply:
+    """An upstream answer whose headers arrived; the body is read on demand."""
+
+    __slots__ = ("_deadline", "_response", "_settings", "content_type", "status")
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, settings: UpstreamSettings, deadline: Deadline
+    ) -> None:
+        self._response = response
+        self._settings = settings
+        self._deadline = deadline
+        self.status = response.status
+        self.content_type = response.content_type
+
+    async def body(self, limit: int = 256 * 1024 * 1024) -> bytes:
+        try:
+            async with asyncio.timeout(self._deadline.left(self._settings.timeouts.total_s)):
+                data = await self._response.content.read(limit + 1)
+        except TimeoutError:
+            raise UpstreamAttemptError(
+                "the upstream did not finish in time", retryable=False
+            ) from None
+        except (aiohttp.ClientError, OSError):
+            raise UpstreamAttemptError("the upstream connection failed", retryable=False) from None
+        if len(data) > limit:
+            raise UpstreamAttemptError("the upstream answer is too large", retryable=False)
+        return data
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        """Body chunks as they arrive; a gap longer than the between-chunk timeout fails."""
+        content = self._response.content
+        gap = self._settings.timeouts.between_chunks_s
+        while True:
+            try:
+                async with asyncio.timeout(self._deadline.left(gap)):
+                    chunk = await content.readany()
+            except TimeoutError:
+                raise UpstreamAttemptError(
+                    "the upstream stopped sending before the end", retryable=False
+                ) from None
+            except (aiohttp.ClientError, OSError):
+                raise UpstreamAttemptError(
+                    "the upstream connection broke before the end", retryable=False
+                ) from None
+            if not chunk:
+                return
+            yield chunk
+
+    def close(self) -> None:
+        """Drop the connection: used when the client leaves, so the upstream stops working."""
+        self._response.close()
+
+    def release(self) -> None:
+        """Return a fully read connection to the pool."""
+        self._response.release()
+
+
+class OpenAIUpstream:
+    """One pooled connection set to one upstream server."""
+
+    def __init__(self, settings: UpstreamSettings) -> None:
+        self.settings = settings
+        self._session: aiohttp.ClientSession | None = None
+        headers: dict[str, str] = {"Accept-Encoding": "identity", **settings.headers}
+        if settings.api_key is not None:
+            headers["Authorization"] = f"Bearer {settings.api_key.value}"
+        self._headers = headers
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(
+                limit=self.settings.max_connections,
+                limit_per_host=self.settings.max_connections,
+                ttl_dns_cache=60,
+                keepalive_timeout=30,
+            )
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(
+                    total=None, sock_connect=self.settings.timeouts.connect_s
+                ),
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+                headers={"User-Agent": "bastion"},
+            )
+        return self._session
+
+    async def send(
+        self,
+        path: str,
+        data: Any,
+        *,
+        content_type: str | None,
+        deadline: Deadline,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> UpstreamReply:
+        """POST to ``<base_url><path>`` and wait for the reply's headers (the first byte)."""
+        headers = dict(self._headers)
+        if content_type:
+            headers["Content-Type"] = content_type
+        if extra_headers:
+            headers.update(extra_headers)
+        timeouts = self.settings.timeouts
+        url = self.settings.base_url + path
+        try:
+            async with asyncio.timeout(deadline.left(timeouts.connect_s + timeouts.first_byte_s)):
+                response = await self._client().post(
+                    url, data=data, headers=headers, allow_redirects=False
+                )
+        except TimeoutError:
+            raise UpstreamAttemptError(
+                "the upstream did not answer in time", retryable=True
+            ) from None
+        except aiohttp.ClientConnectorError:
+            raise UpstreamAttemptError(
+                "the upstream could not be reached", retryable=True
+            ) from None
+        except (aiohttp.ClientError, OSError):
+            raise UpstreamAttemptError(
+                "the upstream closed the connection without answering", retryable=True
+            ) from None
+        return UpstreamReply(response, self.settings, deadline)
+
+    async def get(self, path: str, deadline: Deadline) -> UpstreamReply:
+        try:
+            async with asyncio.timeout(deadline.left(self.settings.timeouts.first_byte_s)):
+                response = await self._client().get(
+                    self.settings.base_url + path, headers=self._headers, allow_redirects=False
+                )
+        except (TimeoutError, aiohttp.ClientError, OSError):
+            raise UpstreamAttemptError(
+                "the upstream could not be reached", retryable=True
+            ) from None
+        return UpstreamReply(response, self.settings, deadline)
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
