@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bastion.core.clock import Clock
 from bastion.simulator import SimulatorOptions
 from tests.support.harness import Stack, start_simulator, start_stack
 
@@ -39,9 +40,19 @@ def config() -> dict[str, Any]:
 
 
 @pytest.fixture
+def clock() -> Clock | None:
+    """The gateway's clock (None: the system clock); override with a FakeClock to move time."""
+    return None
+
+
+@pytest.fixture
 async def stack(
-    tmp_path: Path, config: dict[str, Any], simulator_url: str, http: aiohttp.ClientSession
+    tmp_path: Path,
+    config: dict[str, Any],
+    simulator_url: str,
+    http: aiohttp.ClientSession,
+    clock: Clock | None,
 ) -> AsyncIterator[Stack]:
-    stack = await start_stack(tmp_path, config, simulator_url=simulator_url, http=http)
+    stack = await start_stack(tmp_path, config, simulator_url=simulator_url, http=http, clock=clock)
     yield stack
     await stack.close()

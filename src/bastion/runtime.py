@@ -12,7 +12,9 @@ import logging
 from collections.abc import Coroutine
 from typing import Any
 
+from bastion.admin.accounts import AccountAdmin
 from bastion.admin.credits import CreditAdmin
+from bastion.admin.dashboard import DashboardServices
 from bastion.admin.keys import KeyAdmin
 from bastion.core.admission import AdmissionStore
 from bastion.core.clock import Clock, SystemClock
@@ -22,11 +24,13 @@ from bastion.gateway.authenticate import Authenticator
 from bastion.gateway.forward import Forwarder
 from bastion.gateway.proxy import Gateway
 from bastion.gateway.settlement import Settler
+from bastion.gateway.synthesis import Synthesizer
 from bastion.settings import Settings
 from bastion.storage.memory.admission import MemoryAdmission
 from bastion.storage.sql.database import Database
 from bastion.upstream.circuit import CircuitBook
 from bastion.upstream.openai import OpenAIUpstream
+from bastion.upstream.riva import RivaUpstream
 
 log = logging.getLogger("bastion.runtime")
 
@@ -51,10 +55,23 @@ class Runtime:
         }
         self.circuits = CircuitBook(self.clock)
         self.forwarder = Forwarder(self.upstreams, self.circuits, self.clock)
+        self.riva_upstreams = {
+            name: RivaUpstream(u) for name, u in settings.upstreams.items() if u.kind == "riva"
+        }
+        self.synthesizer = Synthesizer(self.riva_upstreams, self.circuits, self.clock)
         self.settler = Settler(self.db.settlements)
         self.gateway = Gateway(settings, self.admission, self.forwarder, self.settler)
         self.keys = KeyAdmin(self.db, on_revoke=self.authenticator.drop_key)
         self.credits = CreditAdmin(self.db)
+        self.accounts = AccountAdmin(self.db, settings)
+        self.dashboard = DashboardServices(
+            self.db,
+            settings,
+            self.clock,
+            keys=self.keys,
+            credits=self.credits,
+            accounts=self.accounts,
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._change_seq = 0
 
@@ -77,6 +94,10 @@ class Runtime:
         self._spawn(self.authenticator.run_revalidation(), "revalidate")
         self._spawn(self.authenticator.run_last_used(), "last-used")
         self._spawn(self._sweep(), "sweep")
+        await self.dashboard.start()
+        self._spawn(self.dashboard.housekeeping(), "dashboard-housekeeping")
+        if self.settings.alerts.enabled:
+            self._spawn(self.dashboard.alerts.run(), "low-balance-alerts")
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coroutine, name=f"bastion-{name}"))
@@ -90,6 +111,9 @@ class Runtime:
         self._tasks.clear()
         for upstream in self.upstreams.values():
             await upstream.close()
+        for riva in self.riva_upstreams.values():
+            await riva.close()
+        await self.dashboard.close()
         await self.admission_store.close()
         await self.db.close()
 

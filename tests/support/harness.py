@@ -18,6 +18,7 @@ import aiohttp
 import openai
 from aiohttp import web
 
+from bastion.core.clock import Clock
 from bastion.core.records import AccountRecord
 from bastion.http.server import Server
 from bastion.runtime import Runtime
@@ -143,8 +144,11 @@ async def start_stack(
     *,
     simulator_url: str,
     http: aiohttp.ClientSession,
+    clock: Clock | None = None,
+    riva_url: str | None = None,
 ) -> Stack:
-    settings = make_settings(data_dir, simulator_url, overrides)
-    server = Server(Runtime(settings), host="127.0.0.1", port=0)
+    environ = {"BASTION_RIVA_URL": riva_url} if riva_url else None
+    settings = make_settings(data_dir, simulator_url, overrides, environ)
+    server = Server(Runtime(settings, clock=clock), host="127.0.0.1", port=0)
     await server.start()
     return Stack(server=server, simulator_url=simulator_url, http=http)

@@ -15,11 +15,30 @@ DOCUMENT = Path(__file__).resolve().parents[1] / "fixtures" / "openai-openapi.ya
 BASE = "urn:openai-openapi"
 
 
+def _without_nullable(node: Any) -> Any:
+    """Rewrite ``nullable: true`` (OpenAPI 3.0, still used by some components) into JSON
+    Schema 2020-12 terms: null becomes a valid value."""
+    if isinstance(node, list):
+        return [_without_nullable(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: _without_nullable(value) for key, value in node.items()}
+    if node.pop("nullable", False) is not True:
+        return node
+    kind = node.get("type")
+    if isinstance(kind, str):
+        node["type"] = [kind, "null"]
+        if "enum" in node:
+            node["enum"] = [*node["enum"], None]
+        return node
+    return {"anyOf": [node, {"type": "null"}]}
+
+
 @functools.cache
 def _document() -> dict[str, Any]:
     with DOCUMENT.open("rb") as handle:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-        loaded: dict[str, Any] = yaml.load(handle, Loader=loader)
+        loaded: dict[str, Any] = _without_nullable(yaml.load(handle, Loader=loader))
     return loaded
 
 

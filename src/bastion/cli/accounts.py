@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from bastion.admin.accounts import AccountAdmin
+from bastion.admin.passwords import check_new_password, hash_password
 from bastion.cli.context import CliContext, emit, json_option, pass_ctx, run_with_db
 from bastion.core.money import format_usd
 from bastion.core.records import AccountRecord
+from bastion.storage.sql.credentials import SqlCredentials
 from bastion.storage.sql.database import Database
 
 ACTOR = "cli"
@@ -118,6 +122,46 @@ def resume(ctx: CliContext, account_id: str) -> None:
         lambda db: AccountAdmin(db, ctx.settings).set_status(account_id, "active", actor=ACTOR),
     )
     emit(ctx, account_json(account), f"account {account.id} is active again")
+
+
+def _read_new_password() -> str:
+    """From a hidden prompt on a terminal, else the first line of stdin; never from argv
+    (argv is visible to every user of the machine and kept in shell history)."""
+    if sys.stdin.isatty():
+        return str(click.prompt("New password", hide_input=True, confirmation_prompt=True))
+    return sys.stdin.readline().rstrip("\r\n")
+
+
+@accounts.command("set-password")
+@click.argument("account_id")
+@json_option
+@pass_ctx
+def set_password(ctx: CliContext, account_id: str) -> None:
+    """Set the dashboard password of an account (read from a prompt or stdin).
+
+    Every dashboard session of the account ends.  This is how an operator account created
+    with `accounts create --operator` gets its first password."""
+    password = _read_new_password()
+
+    async def work(db: Database) -> AccountRecord:
+        account = await AccountAdmin(db, ctx.settings).get(account_id)
+        check_new_password(
+            password,
+            password,
+            email=account.email,
+            min_length=ctx.settings.dashboard.min_password_length,
+        )
+        await SqlCredentials(db.engine).set_password(
+            account.id, await hash_password(password), actor=ACTOR
+        )
+        return account
+
+    account = run_with_db(ctx, work)
+    emit(
+        ctx,
+        {"id": account.id, "password_set": True},
+        f"password set for {account.email}; its dashboard sessions were ended",
+    )
 
 
 def register(group: click.Group) -> None:

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from bastion import __version__
 from bastion.cli import accounts, catalog, credits, keys, serve
-from bastion.cli.context import CliContext
+from bastion.cli.context import CliContext, fail
 from bastion.errors import ConfigError
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class BastionGroup(click.Group):
+    """Every command reports a bad configuration file the same way: ``error: FILE: KEY: …``
+    on stderr (JSON with ``--json``) and exit status 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConfigError as exc:
+            fail(str(exc))
+
+
+@click.group(cls=BastionGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--config",
     envvar="BASTION_CONFIG",
@@ -36,7 +49,4 @@ for module in (serve, accounts, keys, credits, catalog):
 
 
 def main() -> None:
-    try:
-        cli(standalone_mode=True)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    cli(standalone_mode=True)

@@ -10,7 +10,7 @@ import socket
 import sys
 from collections.abc import Coroutine
 from dataclasses import replace
-from typing import Any
+from typing import Any, Literal
 
 import click
 
@@ -83,6 +83,27 @@ def serve(ctx: CliContext, host: str | None, port: int | None) -> None:
 )
 @click.option("--fault-rate", type=float, default=1.0, show_default=True)
 @click.option("--api-key", default=None, help="Require this bearer token from the gateway.")
+@click.option(
+    "--riva-port",
+    type=int,
+    default=8701,
+    show_default=True,
+    help="Port of the simulated NVIDIA Riva TTS server (gRPC, plaintext).",
+)
+@click.option(
+    "--riva-fault",
+    type=click.Choice(["error", "stall"]),
+    default=None,
+    help="Riva: answer every synthesis with --riva-fault-status, or never answer.",
+)
+@click.option("--riva-fault-status", default="UNAVAILABLE", show_default=True)
+@click.option(
+    "--riva-voice",
+    type=click.Choice(["auto", "espeak", "tones"]),
+    default="auto",
+    show_default=True,
+    help="Riva audio: espeak-ng speech, synthetic tones, or espeak-ng when installed.",
+)
 def simulate(
     host: str,
     port: int,
@@ -91,10 +112,29 @@ def simulate(
     fault: str | None,
     fault_rate: float,
     api_key: str | None,
+    riva_port: int,
+    riva_fault: Literal["error", "stall"] | None,
+    riva_fault_status: str,
+    riva_voice: Literal["auto", "espeak", "tones"],
 ) -> None:
-    """Run the upstream simulator (an OpenAI-compatible model server, labelled as simulated)."""
+    """Run the upstream simulators: an OpenAI-compatible model server and an NVIDIA Riva TTS
+    server (both labelled as simulated)."""
     from bastion.simulator import SimulatorOptions
     from bastion.simulator import serve as serve_simulator
+    from bastion.simulator.riva import RivaOptions, serve_riva
+    from bastion.simulator.riva.options import status_code
+
+    riva_options = RivaOptions(fault=riva_fault, fault_status=riva_fault_status, voice=riva_voice)
+    try:
+        status_code(riva_fault_status)
+    except ValueError as exc:
+        fail(f"--riva-fault-status: {exc}")
+    riva = serve_riva(host, riva_port, riva_options)
+    source = click.get_current_context().get_parameter_source("riva_port")
+    if source is click.core.ParameterSource.DEFAULT:
+        # Riva on its default port is a convenience: if that port is taken (another
+        # simulator, a quickstart), the OpenAI-compatible simulator still serves.
+        riva = _or_warn(riva, f"Riva TTS not served on port {riva_port}")
 
     options = SimulatorOptions(
         tokens_per_second=tokens_per_second,
@@ -105,8 +145,41 @@ def simulate(
     )
     _use_uvloop()
     click.echo(f"bastion simulator: http://{host}:{port}/v1 (simulated models)", err=True)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_until_signal(serve_simulator(host, port, options)))
+    click.echo(f"bastion simulator: grpc://{host}:{riva_port} (simulated Riva TTS)", err=True)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(
+                _until_signal(
+                    _together(
+                        serve_simulator(host, port, options),
+                        riva,
+                    )
+                )
+            )
+    except OSError as exc:  # a port already taken, most often
+        fail(str(exc))
+
+
+async def _or_warn(work: Coroutine[Any, Any, None], what: str) -> None:
+    """Run a server that may fail to start; if it does, say so and keep the others running."""
+    try:
+        await work
+    except OSError as exc:
+        click.echo(f"bastion simulator: {what}: {exc}", err=True)
+        await asyncio.Event().wait()
+
+
+async def _together(*works: Coroutine[Any, Any, None]) -> None:
+    """Run servers side by side; if one stops (e.g. its port is taken), stop them all."""
+    tasks = [asyncio.ensure_future(work) for work in works]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _until_signal(work: Coroutine[Any, Any, None]) -> None:
@@ -148,15 +221,19 @@ def _free_port(preferred: int) -> int:
 @click.command("quickstart")
 @click.option("--port", type=int, default=8080, show_default=True)
 @click.option("--simulator-port", type=int, default=8700, show_default=True)
+@click.option("--riva-port", type=int, default=8701, show_default=True)
 @pass_ctx
-def quickstart(ctx: CliContext, port: int, simulator_port: int) -> None:
-    """Run the simulator and the gateway together, with a demo account and a fresh key."""
+def quickstart(ctx: CliContext, port: int, simulator_port: int, riva_port: int) -> None:
+    """Run the simulators and the gateway together, with a demo account and a fresh key."""
     from bastion.simulator import SimulatorOptions
     from bastion.simulator import serve as serve_simulator
+    from bastion.simulator.riva import RivaOptions, serve_riva
 
     sim_port = _free_port(simulator_port)
+    riva_port = _free_port(riva_port)
     environ = dict(os.environ)
     environ["BASTION_SIMULATOR_URL"] = f"http://127.0.0.1:{sim_port}"
+    environ["BASTION_RIVA_URL"] = f"grpc://127.0.0.1:{riva_port}"
     environ.setdefault("BASTION_DATA_DIR", ctx.data_dir or ".bastion")
     try:
         settings = load_settings(ctx.config, environ, data_dir=ctx.data_dir)
@@ -167,7 +244,12 @@ def quickstart(ctx: CliContext, port: int, simulator_port: int) -> None:
     _use_uvloop()
 
     async def main() -> None:
-        simulator = asyncio.create_task(serve_simulator("127.0.0.1", sim_port, SimulatorOptions()))
+        simulator = asyncio.create_task(
+            _together(
+                serve_simulator("127.0.0.1", sim_port, SimulatorOptions()),
+                serve_riva("127.0.0.1", riva_port, RivaOptions()),
+            )
+        )
         runtime = Runtime(settings)
         server = Server(runtime, host="127.0.0.1", port=_free_port(port))
         try:
@@ -236,6 +318,16 @@ Or with the OpenAI Python SDK:
         model="gpt-oss-120b", messages=[{{"role": "user", "content": "Hello!"}}]
     )
     print(reply.choices[0].message.content)
+
+Text to speech (NVIDIA Riva's shape; encoding 1 = LINEAR_PCM), saved as a playable WAV file:
+
+    curl {url}/api/v1/tts/text_to_audio \\
+      -H "Authorization: Bearer {secret}" \\
+      -H "Content-Type: application/json" \\
+      -H "Accept: audio/wav" \\
+      -d '{{"text": "Hello from Bastion!", "language_code": "en-US", "encoding": 1,
+           "sample_rate_hz": 22050, "voice_name": "English-US.Female-1"}}' \\
+      -o hello.wav
 
 Press Ctrl-C to stop.
 """,

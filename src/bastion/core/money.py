@@ -76,4 +76,4 @@ def format_usd(amount: int) -> str:
 
 def usd_text(amount: int) -> str:
     """Micro-USD → plain decimal USD string for JSON (``"12.5"``), exact."""
-    return str((Decimal(amount) / MICROS_PER_USD).normalize()) if amount else "0"
+    return format((Decimal(amount) / MICROS_PER_USD).normalize(), "f") if amount else "0"

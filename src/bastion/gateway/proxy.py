@@ -82,6 +82,27 @@ class Gateway:
         hold = price_usage(hold_usage, model.price)
         return await self.admission.admit(request_id, principal, self.tier_of(principal), hold)
 
+    async def report_rate(self, exchange: Exchange, principal: Principal) -> None:
+        """Rate-limit state for an authenticated request refused before its admission (a
+        client error such as 400 or 413), so that every authenticated response carries it.
+
+        The request counts against the key's rate like any other and holds nothing.  If the
+        limiter refuses or cannot be consulted, the client's own error stands unchanged (a
+        client mistake never becomes a 429 or a 5xx here)."""
+        if exchange.headers:
+            return
+        try:
+            ticket = await self.admission.admit(
+                exchange.request_id, principal, self.tier_of(principal), 0
+            )
+        except BastionError as refusal:
+            exchange.headers.update(
+                (k, v) for k, v in refusal.headers().items() if k.startswith("x-ratelimit-")
+            )
+            return
+        await ticket.release()
+        exchange.headers.update(ticket.headers)
+
     def start_charge(self, outcome: Outcome, usage: Usage) -> None:
         """Begin writing the charge in a task of its own: if the client leaves while it is
         being committed, the commit still completes and the cache still learns of it."""
@@ -159,21 +180,25 @@ class Gateway:
             await self.finish(outcome)
 
     def _body_for(
-        self, body: bytes, payload: dict[str, Any], name: str, stream: bool
+        self, body: bytes, payload: dict[str, Any], name: str, ask_usage: bool
     ) -> tuple[Any, str | None] | Any:
+        """The body for each deployment: the client's bytes when nothing changes, else the
+        upstream model id and, on chat and completions streams (``ask_usage``), the usage
+        Bastion bills from.  Responses streams report usage in their terminal event anyway,
+        and ``stream_options`` is not one of their parameters: nothing is added there."""
+
         def build(deployment: Deployment) -> tuple[Any, str | None]:
-            if deployment.upstream_model == name and not stream:
+            if deployment.upstream_model == name and not ask_usage:
                 return body, "application/json"  # nothing to change: forward the bytes
             changed = dict(payload)
             changed["model"] = deployment.upstream_model
-            if stream:
+            if ask_usage:
                 options = dict(payload.get("stream_options") or {})
                 options["include_usage"] = True
                 upstream = self.forwarder.upstream(deployment.upstream).settings
                 if upstream.continuous_usage and "continuous_usage_stats" not in options:
                     options["continuous_usage_stats"] = True
-                if "stream_options" in payload or payload.get("stream"):
-                    changed["stream_options"] = options
+                changed["stream_options"] = options
             return orjson.dumps(changed), "application/json"
 
         return build
@@ -214,14 +239,17 @@ class Gateway:
             size, quality = payload.get("size"), payload.get("quality")
             usage.image_size = size if isinstance(size, str) else None
             usage.image_quality = quality if isinstance(quality, str) else None
-        # Commit before completion: the body leaves only once its charge is durable.
-        await self.charge(outcome, usage)
         if deployment.upstream_model != name:
             answer_bytes = rewrite_model(
                 answer_bytes, model_rewriter(deployment.upstream_model, name)
             )
+        # Commit before completion: the body's last byte leaves only once its charge is durable.
+        self.start_charge(outcome, usage)
+        assert outcome.charge is not None
         outcome.status = 200
-        await sink.respond(200, answer_bytes, "application/json", headers)
+        await sink.respond(
+            200, answer_bytes, "application/json", headers, durable=asyncio.shield(outcome.charge)
+        )
 
     async def _stream(
         self,
@@ -233,16 +261,18 @@ class Gateway:
         headers: dict[str, str],
     ) -> None:
         endpoint, model = outcome.endpoint, outcome.model
+        ask_usage = endpoint is not Endpoint.RESPONSES
         deadline = Deadline.after(self._total_timeout(model))
         deployment, reply = await self._send(
-            model, endpoint, self._body_for(body, payload, name, True), deadline, STREAM_TYPES
+            model, endpoint, self._body_for(body, payload, name, ask_usage), deadline, STREAM_TYPES
         )
         upstream = self.forwarder.upstream(deployment.upstream).settings
         options = payload.get("stream_options")
         meter = StreamMeter(
             endpoint=endpoint,
             client_wants_usage=wants_usage_chunk(payload),
-            added_continuous_usage=upstream.continuous_usage
+            added_continuous_usage=ask_usage
+            and upstream.continuous_usage
             and not (isinstance(options, dict) and "continuous_usage_stats" in options),
             body_bytes=len(body),
             needles=model_rewriter(deployment.upstream_model, name)
@@ -307,8 +337,7 @@ class Gateway:
             # Commit before completion: the usage chunk and [DONE] follow the durable charge.
             final = (meter.held_usage_chunk or b"") + (meter.terminal or b"")
             outcome.status = 200
-            await sink.write(final)
-            await sink.close_stream()
+            await sink.close_stream(final)
         except (ClientGoneError, asyncio.CancelledError):
             # The client left: stop the upstream now, bill what it produced if anything
             # reached the client (a client gone before the first byte pays nothing).
@@ -357,8 +386,9 @@ class Gateway:
 
 
 def _safe_error_code(body: bytes) -> str:
-    """The upstream's error code, if it is a plain identifier; never its free-text message,
-    which may echo user content or reveal the upstream's internals."""
+    """The upstream's error code and the parameter it names, if they are plain identifiers;
+    never its free-text message, which may echo user content or reveal the upstream's
+    internals."""
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -366,8 +396,18 @@ def _safe_error_code(body: bytes) -> str:
     error = data.get("error") if isinstance(data, dict) else None
     if not isinstance(error, dict):
         return ""
-    for field_name in ("code", "type", "param"):
-        value = error.get(field_name)
-        if isinstance(value, str) and 0 < len(value) <= 64 and value.replace("_", "").isalnum():
-            return f" ({field_name}: {value})"
-    return ""
+    code = next(
+        (f" ({name}: {error[name]})" for name in ("code", "type") if _identifier(error.get(name))),
+        "",
+    )
+    param = error.get("param")
+    return code + (f" because of the parameter `{param}`" if _identifier(param) else "")
+
+
+def _identifier(value: object) -> bool:
+    return (
+        isinstance(value, str)
+        and 0 < len(value) <= 64
+        and value.replace("_", "").replace(".", "").isalnum()
+        and value.isascii()
+    )

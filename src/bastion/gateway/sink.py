@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Protocol
 
 
@@ -12,9 +12,15 @@ class ClientGoneError(Exception):
 
 class Sink(Protocol):
     async def respond(
-        self, status: int, body: bytes, content_type: str, headers: Mapping[str, str]
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: Mapping[str, str],
+        durable: Awaitable[object] | None = None,
     ) -> None:
-        """Send a complete response."""
+        """Send a complete response; if ``durable`` is given, its last byte only after it
+        completes (and none of it, the connection aborted, if it fails)."""
 
     async def open_stream(self, headers: Mapping[str, str]) -> None:
         """Send the head of a 200 ``text/event-stream`` response."""
@@ -22,8 +28,8 @@ class Sink(Protocol):
     async def write(self, data: bytes) -> None:
         """Send part of a stream now (no buffering); raises ClientGoneError."""
 
-    async def close_stream(self) -> None:
-        """End the stream."""
+    async def close_stream(self, final: bytes = b"") -> None:
+        """Send ``final`` and end the stream, in one write (the client sees both or neither)."""
 
     @property
     def is_streaming(self) -> bool: ...

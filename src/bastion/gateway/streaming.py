@@ -12,6 +12,7 @@ What the relay changes, and nothing else:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,9 @@ from bastion.core.estimate import estimated_prompt_tokens
 from bastion.core.usage import Usage
 from bastion.upstream import sse
 from bastion.upstream.usage import token_usage
+
+# A chunk that carries generated text (not the role-only opening chunk, not an empty delta).
+_PRODUCED = re.compile(rb'"(?:content|text|arguments|reasoning_content|reasoning)":\s?"[^"]')
 
 RESPONSES_TERMINAL = frozenset({b"response.completed", b"response.incomplete", b"response.failed"})
 RESPONSES_DELTAS = frozenset({b"response.output_text.delta", b"response.reasoning_text.delta"})
@@ -138,7 +142,7 @@ class StreamMeter:
         return rewrite_model(event, self.needles) + b"\n\n"
 
     def _count(self, data: bytes) -> None:
-        if b'"content"' in data or b'"text"' in data:
+        if _PRODUCED.search(data):
             self.output_events += 1
             self.output_chars += len(data)
 

@@ -139,11 +139,13 @@ def _completions(payload: Mapping[str, Any]) -> None:
     prompt = payload["prompt"]
     if not (
         isinstance(prompt, str)
-        or _is_token_list(prompt)
         or (
             isinstance(prompt, list)
-            and prompt
-            and all(isinstance(p, str) or _is_token_list(p) for p in prompt)
+            and prompt  # no prompt at all is not a request any upstream serves
+            and (
+                _is_token_list(prompt)
+                or all(isinstance(p, str) or _is_token_list(p) for p in prompt)
+            )
         )
     ):
         raise _wrong("prompt", "a string, an array of strings or an array of tokens", prompt)

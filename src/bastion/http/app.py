@@ -10,11 +10,12 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
+from bastion.dashboard import app as dashboard
 from bastion.errors import BastionError
 from bastion.gateway.sink import ClientGoneError, Exchange
 from bastion.http.envelope import error_response, from_http_exception
 from bastion.http.keys import EXCHANGE, PREPARED, RUNTIME
-from bastion.http.routes import audio, health, openai
+from bastion.http.routes import audio, health, openai, tts
 from bastion.http.transport import https_guard
 from bastion.runtime import Runtime
 
@@ -98,5 +99,7 @@ def create_app(runtime: Runtime) -> web.Application:
     app.on_response_prepare.append(_add_request_id)
     openai.add_routes(app)
     audio.add_routes(app)
+    tts.add_routes(app)
     health.add_routes(app)
+    dashboard.mount(app, runtime)
     return app

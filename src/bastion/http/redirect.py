@@ -23,10 +23,17 @@ from bastion.runtime import Runtime
 log = logging.getLogger("bastion.redirect")
 
 
+HTTPS_PORT: web.AppKey[int] = web.AppKey("https_port", int)
+"""The port of the HTTPS listener this app redirects to (the redirect listener knows it)."""
+
+
 def https_location(request: web.Request, runtime: Runtime) -> str:
+    """The same path on HTTPS: on ``https_redirect_port`` if set, else on the port the
+    public TLS listener is bound to (redirect listener) or 443 (a plain listener behind a
+    TLS-terminating proxy, whose clients reach the proxy on the standard port)."""
     listener = runtime.settings.listener
     host = request.url.host or listener.host
-    port = listener.https_redirect_port or listener.port
+    port = listener.https_redirect_port or request.app.get(HTTPS_PORT) or 443
     authority = host if port == 443 else f"{host}:{port}"
     if ":" in host and not host.startswith("["):
         authority = f"[{host}]" if port == 443 else f"[{host}]:{port}"
@@ -88,8 +95,9 @@ async def _any(request: web.Request) -> web.Response:
     return await redirect_plain_http(request)
 
 
-def create_redirect_app(runtime: Runtime) -> web.Application:
+def create_redirect_app(runtime: Runtime, https_port: int | None = None) -> web.Application:
     app = web.Application(client_max_size=64 * 1024)
     app[RUNTIME] = runtime
+    app[HTTPS_PORT] = https_port or runtime.settings.listener.port
     app.router.add_route("*", "/{tail:.*}", _any)
     return app

@@ -79,7 +79,8 @@ class Server:
         self.bound.append(_bound(main))
         listener = settings.listener
         if listener.plain_http_port:
-            redirect = runner_for(create_redirect_app(self.runtime))
+            # redirect to where the public listener really is (``--port``, or port 0)
+            redirect = runner_for(create_redirect_app(self.runtime, self.bound[0][1]))
             await redirect.setup()
             self._runners.append(redirect)
             await web.TCPSite(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 
 from aiohttp import web
 
@@ -22,16 +22,37 @@ class AiohttpSink:
         return self._stream is not None
 
     async def respond(
-        self, status: int, body: bytes, content_type: str, headers: Mapping[str, str]
+        self,
+        status: int,
+        body: bytes,
+        content_type: str,
+        headers: Mapping[str, str],
+        durable: Awaitable[object] | None = None,
     ) -> None:
-        response = web.Response(status=status, body=body, headers=headers)
+        response = web.StreamResponse(status=status, headers=headers)
         response.content_type = content_type
+        response.content_length = len(body)
+        self.response = response
         try:
             await response.prepare(self._request)
+            if durable is not None and len(body) > 1:
+                # All but the last byte now; the last only once the charge is durable, so the
+                # client cannot complete a response whose charge a crash could lose.
+                await response.write(body[:-1])
+                try:
+                    await durable
+                except BaseException:
+                    if self._request.transport is not None:
+                        self._request.transport.abort()  # the client must not see a complete body
+                    raise
+                await response.write(body[-1:])
+            else:
+                if durable is not None:
+                    await durable
+                await response.write(body)
             await response.write_eof()
         except (ConnectionError, RuntimeError) as exc:
             raise ClientGoneError() from exc
-        self.response = response
 
     async def open_stream(self, headers: Mapping[str, str]) -> None:
         stream = web.StreamResponse(status=200, headers=headers)
@@ -51,9 +72,9 @@ class AiohttpSink:
         except (ConnectionError, RuntimeError) as exc:
             raise ClientGoneError() from exc
 
-    async def close_stream(self) -> None:
+    async def close_stream(self, final: bytes = b"") -> None:
         if self._stream is not None:
             try:
-                await self._stream.write_eof()
+                await self._stream.write_eof(final)
             except (ConnectionError, RuntimeError) as exc:
                 raise ClientGoneError() from exc

@@ -4,6 +4,10 @@ A TLS listener is HTTPS by construction.  A plain listener is allowed on loopbac
 development) and behind a TLS-terminating proxy: then a request counts as HTTPS only if it
 comes from a trusted proxy address with ``X-Forwarded-Proto: https``; anything else is
 treated as plain HTTP, exactly like the redirect listener (308, key revoked if valid).
+
+Configured ``trusted_proxies`` always mean "behind a proxy", on loopback too: a proxy on the
+same host forwards its plain-HTTP requests to a loopback listener as well, and those must not
+be served as if they had been encrypted.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ def forwarded_https(request: web.Request, proxies: tuple[Network, ...]) -> bool:
 
 def https_guard(listener: ListenerSettings) -> Middleware | None:
     """A middleware enforcing HTTPS-via-proxy, or None when the listener needs none."""
-    if listener.tls or is_loopback(listener.host):
+    if listener.tls or (is_loopback(listener.host) and not listener.trusted_proxies):
         return None
 
     @web.middleware

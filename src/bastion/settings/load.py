@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+import phonenumbers
+
 from bastion.core.catalog import (
     CATEGORY_ENDPOINTS,
     Catalog,
@@ -24,15 +26,21 @@ from bastion.core.catalog import (
 from bastion.core.money import Picos, parse_price
 from bastion.errors import ConfigError
 from bastion.settings.model import (
+    AlertSettings,
     AuthSettings,
     BillingSettings,
+    DashboardSettings,
     ListenerSettings,
     LogSettings,
     Secret,
     Settings,
+    SmsSettings,
+    SmtpSettings,
     StorageSettings,
     Timeouts,
+    TwilioSettings,
     UpstreamSettings,
+    WebhookSettings,
 )
 from bastion.settings.reader import Table
 
@@ -92,6 +100,9 @@ def parse_settings(
     upstreams = {name: _upstream(name, t) for name, t in root.tables("upstreams").items()}
     tiers = {name: _tier(name, t) for name, t in root.tables("tiers").items()}
     models = [_model(name, t, upstreams) for name, t in root.tables("models").items()]
+    dashboard = _dashboard(root.table("dashboard"))
+    sms = _sms(root.table("sms"))
+    alerts = _alerts(root.table("alerts"))
     root.done()
 
     if not tiers:
@@ -125,6 +136,9 @@ def parse_settings(
         upstreams=upstreams,
         tiers=tiers,
         catalog=catalog,
+        dashboard=dashboard,
+        sms=sms,
+        alerts=alerts,
     )
 
 
@@ -359,3 +373,146 @@ def _model(model_id: str, t: Table, upstreams: Mapping[str, UpstreamSettings]) -
     )
     t.done()
     return model
+
+
+# -- the dashboard, phone verification and alerts ------------------------------------------
+
+
+def _local_or_https(t: Table, key: str, url: str) -> str:
+    """Credentials and alerts travel over HTTPS; plain HTTP only to a loopback test server."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise t.error(key, "must be an http(s):// URL with a host")
+    if parts.scheme == "http" and parts.hostname not in ("127.0.0.1", "::1", "localhost"):
+        raise t.error(key, "must be https:// (plain http is only allowed to a loopback address)")
+    return url.rstrip("/")
+
+
+def _optional_secret(t: Table, key: str) -> Secret | None:
+    text = t.text(key, "")
+    return Secret(text) if text else None
+
+
+def _dashboard(t: Table) -> DashboardSettings:
+    origin = t.text("public_origin", "") or None
+    if origin is not None:
+        parts = urlsplit(origin)
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.hostname
+            or parts.path not in ("", "/")
+        ):
+            raise t.error(
+                "public_origin", "must be scheme://host[:port], e.g. https://api.example.com"
+            )
+        origin = origin.rstrip("/")
+    secret = _optional_secret(t, "secret")
+    if secret is not None and len(secret.value) < 32:
+        raise t.error("secret", "must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+    settings = DashboardSettings(
+        enabled=t.flag("enabled", True),
+        signup=t.flag("signup", True),
+        secret=secret,
+        public_origin=origin,
+        session_idle_minutes=t.integer("session_idle_minutes", 30, min=1),
+        session_absolute_hours=t.integer("session_absolute_hours", 12, min=1),
+        min_password_length=t.integer("min_password_length", 12, min=8),
+        signin_attempts_per_account=t.integer("signin_attempts_per_account", 10, min=1),
+        signin_attempts_per_ip=t.integer("signin_attempts_per_ip", 50, min=1),
+        signups_per_ip=t.integer("signups_per_ip", 10, min=1),
+    )
+    if settings.session_idle_minutes > settings.session_absolute_hours * 60:
+        raise t.error("session_idle_minutes", "must not be longer than session_absolute_hours")
+    t.done()
+    return settings
+
+
+def _countries(t: Table) -> frozenset[str]:
+    out = set()
+    for code in t.str_list("allowed_countries", []):
+        region = code.strip().upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise t.error("allowed_countries", f"{code!r} is not an ISO 3166 region code (e.g. US)")
+        out.add(region)
+    return frozenset(out)
+
+
+def _sms(t: Table) -> SmsSettings:
+    provider = t.text("provider", "console", choices=("console", "twilio_verify"))
+    twilio_table = t.table("twilio")
+    twilio = None
+    if provider == "twilio_verify" or twilio_table.names():
+        twilio = TwilioSettings(
+            account_sid=twilio_table.text("account_sid"),
+            auth_token=Secret(twilio_table.text("auth_token")),
+            service_sid=twilio_table.text("service_sid"),
+            base_url=_local_or_https(
+                twilio_table,
+                "base_url",
+                twilio_table.text("base_url", "https://verify.twilio.com"),
+            ),
+            timeout_s=twilio_table.number("timeout_s", 10.0, min=0.1),
+        )
+        for key in ("account_sid", "service_sid"):
+            if not getattr(twilio, key):
+                raise twilio_table.error(key, "must not be empty")
+        if not twilio.auth_token.value:
+            raise twilio_table.error("auth_token", "must not be empty")
+        twilio_table.done()
+    settings = SmsSettings(
+        provider=provider,
+        allowed_countries=_countries(t),
+        sends_per_number=t.integer("sends_per_number", 3, min=1),
+        sends_per_ip=t.integer("sends_per_ip", 10, min=1),
+        daily_sends_per_country=t.integer("daily_sends_per_country", 1000, min=1),
+        checks_per_ip=t.integer("checks_per_ip", 30, min=1),
+        max_accounts_per_phone=t.integer("max_accounts_per_phone", 1, min=1),
+        twilio=twilio,
+    )
+    t.done()
+    return settings
+
+
+def _alerts(t: Table) -> AlertSettings:
+    email_table = t.table("email")
+    email = None
+    if email_table.names():
+        host = email_table.text("smtp_host")
+        security = email_table.text("security", "starttls", choices=("starttls", "tls", "none"))
+        if security == "none" and host not in ("127.0.0.1", "::1", "localhost"):
+            raise email_table.error("security", "none is only allowed to a loopback SMTP server")
+        from_address = email_table.text("from_address")
+        if "@" not in from_address:
+            raise email_table.error("from_address", "must be an email address")
+        email = SmtpSettings(
+            host=host,
+            from_address=from_address,
+            port=email_table.integer("smtp_port", 465 if security == "tls" else 587, min=1),
+            security=security,
+            username=email_table.text("username", "") or None,
+            password=_optional_secret(email_table, "password"),
+            timeout_s=email_table.number("timeout_s", 10.0, min=0.1),
+        )
+        email_table.done()
+    webhook_table = t.table("webhook")
+    webhook = None
+    if webhook_table.names():
+        secret = webhook_table.text("secret")
+        if len(secret) < 16:
+            raise webhook_table.error("secret", "must be at least 16 characters")
+        webhook = WebhookSettings(
+            url=_local_or_https(webhook_table, "url", webhook_table.text("url")),
+            secret=Secret(secret),
+            timeout_s=webhook_table.number("timeout_s", 10.0, min=0.1),
+        )
+        webhook_table.done()
+    settings = AlertSettings(
+        enabled=t.flag("enabled", False),
+        interval_s=t.number("interval_s", 60.0, min=0.05),
+        email=email,
+        webhook=webhook,
+    )
+    if settings.enabled and email is None and webhook is None:
+        raise t.error("enabled", "needs a channel: [alerts.email] and/or [alerts.webhook]")
+    t.done()
+    return settings

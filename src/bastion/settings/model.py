@@ -120,6 +120,87 @@ class LogSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class DashboardSettings:
+    """The web dashboard on the public listener (``/dashboard/``)."""
+
+    enabled: bool = True
+    signup: bool = True
+    """Open self-service sign-up (phone-verified); off: only operators create accounts."""
+    secret: Secret | None = None
+    """HMAC key for CSRF tokens and one-time-code digests.  When unset, one is generated
+    and kept in the database (shared by every replica); set it so that a database dump
+    alone cannot check guesses of a pending code."""
+    public_origin: str | None = None
+    """``https://host[:port]`` the dashboard is reached at; unset: the request's own origin."""
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 12
+    min_password_length: int = 12
+    signin_attempts_per_account: int = 10
+    """Sign-in attempts per email address per 15 minutes."""
+    signin_attempts_per_ip: int = 50
+    """Sign-in attempts per client address per 15 minutes."""
+    signups_per_ip: int = 10
+    """Sign-ups per client address per hour."""
+
+
+@dataclass(frozen=True, slots=True)
+class TwilioSettings:
+    account_sid: str
+    auth_token: Secret
+    service_sid: str
+    base_url: str = "https://verify.twilio.com"
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SmsSettings:
+    """Phone verification: who sends the codes and how much anyone may ask for."""
+
+    provider: Literal["console", "twilio_verify"] = "console"
+    allowed_countries: frozenset[str] = frozenset()
+    """ISO 3166 regions whose numbers may sign up (empty: self-service sign-up is closed)."""
+    sends_per_number: int = 3
+    """Codes sent to one number per 10 minutes."""
+    sends_per_ip: int = 10
+    """Codes requested from one client address per hour."""
+    daily_sends_per_country: int = 1000
+    """Codes sent to one country per UTC day (SMS-pumping brake)."""
+    checks_per_ip: int = 30
+    """Code checks from one client address per hour (each code also allows only 5)."""
+    max_accounts_per_phone: int = 1
+    """Accounts whose phone may be verified with the same number."""
+    twilio: TwilioSettings | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    host: str
+    from_address: str
+    port: int = 587
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: str | None = None
+    password: Secret | None = None
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSettings:
+    url: str
+    secret: Secret
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class AlertSettings:
+    """Low-balance alerts, found and sent by a background task of every gateway process."""
+
+    enabled: bool = False
+    interval_s: float = 60.0
+    email: SmtpSettings | None = None
+    webhook: WebhookSettings | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     file: str
     data_dir: Path
@@ -131,6 +212,9 @@ class Settings:
     upstreams: Mapping[str, UpstreamSettings]
     tiers: Mapping[str, Tier]
     catalog: Catalog
+    dashboard: DashboardSettings = field(default_factory=DashboardSettings)
+    sms: SmsSettings = field(default_factory=SmsSettings)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
 
     @property
     def default_tier(self) -> Tier:

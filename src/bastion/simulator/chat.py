@@ -49,6 +49,8 @@ async def create(call: Call) -> web.StreamResponse:
     ignore_eos = params.flag(body, "ignore_eos")
     stream = params.flag(body, "stream")
     include_usage, continuous = params.stream_options(body) if stream else (False, False)
+    if not call.options.report_usage:
+        include_usage = continuous = False
 
     texts = message_texts(messages)
     seed = seed_of("\n".join(texts), request_seed(body))
@@ -82,7 +84,7 @@ async def create(call: Call) -> web.StreamResponse:
                 }
                 for index, completion in enumerate(generation.completions)
             ],
-            "usage": generation.usage(),
+            **({"usage": generation.usage()} if call.options.report_usage else {}),
         }
     )
 

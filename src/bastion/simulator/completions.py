@@ -26,6 +26,8 @@ async def create(call: Call) -> web.StreamResponse:
     ignore_eos = params.flag(body, "ignore_eos")
     stream = params.flag(body, "stream")
     include_usage, continuous = params.stream_options(body) if stream else (False, False)
+    if not call.options.report_usage:
+        include_usage = continuous = False
 
     extra = request_seed(body)
     completions: list[Completion] = []
@@ -54,7 +56,7 @@ async def create(call: Call) -> web.StreamResponse:
                 }
                 for index, completion in enumerate(generation.completions)
             ],
-            "usage": generation.usage(),
+            **({"usage": generation.usage()} if call.options.report_usage else {}),
         }
     )
 

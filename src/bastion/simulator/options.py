@@ -19,6 +19,7 @@ class SimulatorOptions:
     slow_first_byte_ms: float = 5000.0
     stall_after_chunks: int = 3  # "stall": stream this many chunks, then hang
     api_key: str | None = None  # if set, require `Authorization: Bearer <api_key>`
+    report_usage: bool = True  # False imitates a server that reports no usage at all
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -86,6 +87,10 @@ def validated(options: SimulatorOptions, changes: Mapping[str, object]) -> Simul
                 result.stall_after_chunks = _integer(name, value, lower=0)
             case "fault":
                 result.fault = _fault(value)
+            case "report_usage":
+                if not isinstance(value, bool):
+                    raise ValueError("report_usage must be true or false")
+                result.report_usage = value
             case _:  # "api_key", the only field left
                 result.api_key = _api_key(value)
     return result

@@ -11,7 +11,7 @@ import tempfile
 
 from aiohttp import BodyPartReader, web
 
-from bastion.errors import InvalidRequestError
+from bastion.errors import ClientError, InvalidRequestError
 from bastion.gateway.sink import ClientGoneError, Exchange
 from bastion.gateway.transcription import Upload, handle_transcription
 from bastion.http.body import check_announced, too_large
@@ -82,15 +82,20 @@ async def transcriptions(request: web.Request) -> web.StreamResponse:
     exchange.info["key_id"] = principal.key.id
     exchange.info["endpoint"] = "transcriptions"
     file_limit = runtime.settings.listener.max_upload_bytes
-    check_announced(request, file_limit + FORM_OVERHEAD)
-    upload = await read_upload(request, file_limit)
     sink = AiohttpSink(request)
     try:
-        await handle_transcription(runtime.gateway, exchange, principal, upload, sink)
-    except ClientGoneError:
-        pass
-    finally:
-        upload.close()
+        check_announced(request, file_limit + FORM_OVERHEAD)
+        upload = await read_upload(request, file_limit)
+        try:
+            await handle_transcription(runtime.gateway, exchange, principal, upload, sink)
+        except ClientGoneError:
+            pass
+        finally:
+            upload.close()
+    except ClientError as error:
+        if "x-ratelimit-limit-requests" not in error.headers():
+            await runtime.gateway.report_rate(exchange, principal)
+        raise
     assert sink.response is not None
     return sink.response
 

@@ -9,6 +9,7 @@ import orjson
 from aiohttp import web
 
 from bastion.core.catalog import Endpoint
+from bastion.errors import ClientError
 from bastion.gateway.sink import ClientGoneError, Exchange
 from bastion.gateway.validation import parse_object
 from bastion.http.body import read_capped
@@ -32,11 +33,18 @@ def json_endpoint(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.S
         exchange.info["account_id"] = principal.account.id
         exchange.info["key_id"] = principal.key.id
         exchange.info["endpoint"] = endpoint.value
-        body = await read_capped(request, runtime.settings.listener.max_json_body_bytes)
-        payload = parse_object(body)
         sink = AiohttpSink(request)
-        with contextlib.suppress(ClientGoneError):
-            await runtime.gateway.handle_json(endpoint, exchange, principal, body, payload, sink)
+        try:
+            body = await read_capped(request, runtime.settings.listener.max_json_body_bytes)
+            payload = parse_object(body)
+            with contextlib.suppress(ClientGoneError):
+                await runtime.gateway.handle_json(
+                    endpoint, exchange, principal, body, payload, sink
+                )
+        except ClientError as error:
+            if not _has_rate_state(error):
+                await runtime.gateway.report_rate(exchange, principal)
+            raise
         assert sink.response is not None
         return sink.response
 
@@ -66,6 +74,11 @@ async def list_models(request: web.Request) -> web.Response:
     return web.Response(
         body=orjson.dumps(body), content_type="application/json", headers=exchange.headers
     )
+
+
+def _has_rate_state(error: ClientError) -> bool:
+    """Refusals of the admission step (429, 402) already carry the rate-limit headers."""
+    return "x-ratelimit-limit-requests" in error.headers()
 
 
 def add_routes(app: web.Application) -> None:

@@ -133,3 +133,70 @@ audit_log = Table(
     Column("details", Text, nullable=True),
     Index("ix_audit_log_account_created", "account_id", "created_ms"),
 )
+
+# -- the dashboard (migration 0002_dashboard) ---------------------------------------------
+
+server_keys = Table(
+    "server_keys",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("value", LargeBinary(64), nullable=False),
+    Column("created_ms", BigInteger, nullable=False),
+)
+"""Random keys the server generates once and every replica shares (e.g. the dashboard's HMAC
+key when ``dashboard.secret`` is not configured)."""
+
+dashboard_sessions = Table(
+    "dashboard_sessions",
+    metadata,
+    Column("digest", LargeBinary(32), primary_key=True),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False, index=True),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("last_seen_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("ip", String(64), nullable=True),
+    Column("user_agent", String(200), nullable=True),
+)
+"""Signed-in browsers: only the SHA-256 digest of the session id is stored."""
+
+phone_challenges = Table(
+    "phone_challenges",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("purpose", String(16), nullable=False),
+    Column("account_id", String(32), ForeignKey("accounts.id"), nullable=False),
+    Column("phone", String(32), nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("code_digest", LargeBinary(32), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("created_ms", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    Column("ip", String(64), nullable=True),
+    Index("ix_phone_challenges_account_purpose", "account_id", "purpose"),
+)
+"""One-time codes sent to a phone (sign-up verification, password reset).  Only an HMAC of a
+code is stored, and none at all when the SMS provider checks codes itself."""
+
+throttles = Table(
+    "throttles",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("window_start_ms", BigInteger, nullable=False),
+    Column("hits", Integer, nullable=False),
+)
+"""Fixed-window counters for sign-in, sign-up and code throttles, shared by every replica."""
+
+low_balance_alerts = Table(
+    "low_balance_alerts",
+    metadata,
+    Column("account_id", String(32), ForeignKey("accounts.id"), primary_key=True),
+    Column("threshold", BigInteger, nullable=False),
+    Column("balance", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("claimed_ms", BigInteger, nullable=False),
+    Column("sent_ms", BigInteger, nullable=True),
+    Column("channels", String(64), nullable=True),
+)
+"""An account's low-balance alert since its balance last went below its threshold: a row
+means "already alerted" (or being sent) and is removed when the balance is back above."""

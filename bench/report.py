@@ -1,0 +1,278 @@
+"""The Markdown summary of a run: every figure, the ratios, and PASS/FAIL per target."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from bench.stats import ratio
+
+# (target, what, threshold) from issue 7 §2; the comparisons are made in _targets().
+EMBEDDED = "bastion-embedded"
+SCALED = "bastion-scaled"
+FLOOR = "floor"
+DIRECT = "direct"
+LITELLM_KEYS = "litellm-keys"
+
+
+def _get(data: dict[str, Any] | None, *path: str) -> Any:
+    node: Any = data
+    for part in path:
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _num(value: Any, fmt: str = "{:,.0f}") -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return fmt.format(value)
+
+
+def _ms(value: Any) -> str:
+    return _num(value, "{:.2f}")
+
+
+def _pct(value: Any) -> str:
+    return _num(None if value is None else value * 100, "{:.0f} %")
+
+
+def added(results: dict[str, Any], name: str, phase: str, metric: str, p: str) -> float | None:
+    """A target's percentile minus direct's, in ms (None when either is missing)."""
+    targets = results["targets"]
+    mine = _get(targets.get(name), phase, metric, p)
+    base = _get(targets.get(DIRECT), phase, metric, p)
+    if mine is None or base is None:
+        return None
+    return float(mine) - float(base)
+
+
+def _errors(outcome: dict[str, Any]) -> str:
+    sent = errors = 0
+    for kind in ("unary", "stream"):
+        sat = _get(outcome, "saturation", kind) or {}
+        sent += int(sat.get("requests", 0))
+        errors += sum(int(v) for v in (sat.get("errors") or {}).values())
+    for phase in ("latency", "paced", "soak"):
+        data = outcome.get(phase) or {}
+        sent += int(data.get("sent", 0))
+        errors += int(data.get("sent", 0)) - int(data.get("ok", data.get("sent", 0)))
+    if not sent:
+        return "–"
+    return f"{errors / sent:.3%} ({errors:,}/{sent:,})"
+
+
+def figures_table(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "| target | saturated req/s, JSON | saturated req/s, SSE | gateway CPU at saturation "
+        "| p50 / p99 at fixed rate (ms) | added p50 / p99 (ms) | TTFB added p50 / p99 (ms) "
+        "| first token added p50 / p99 (ms) | RSS peak / steady (MiB) | RSS growth after "
+        "warm-up | fds after warm-up → end | error rate |",
+        "|" + "---|" * 12,
+    ]
+    for name, outcome in results["targets"].items():
+        label = outcome.get("label", name)
+        if "skipped" in outcome:
+            lines.append(f"| {label} | skipped: {outcome['skipped']} |" + " |" * 10)
+            continue
+        sat_u = _get(outcome, "saturation", "unary") or {}
+        sat_s = _get(outcome, "saturation", "stream") or {}
+        lat = outcome.get("latency") or {}
+        soak = outcome.get("soak") or {}
+        if "skipped" in lat:
+            fixed = added_text = "not measured¹"
+        else:
+            fixed = f"{_ms(_get(lat, 'latency_ms', 'p50'))} / {_ms(_get(lat, 'latency_ms', 'p99'))}"
+            added_text = (
+                "–"
+                if name == DIRECT
+                else f"{_ms(added(results, name, 'latency', 'latency_ms', 'p50'))} / "
+                f"{_ms(added(results, name, 'latency', 'latency_ms', 'p99'))}"
+            )
+
+        def pair(metric: str, name: str = name, outcome: dict[str, Any] = outcome) -> str:
+            if name == DIRECT:
+                return (
+                    f"({_ms(_get(outcome, 'paced', metric, 'p50'))} / "
+                    f"{_ms(_get(outcome, 'paced', metric, 'p99'))})"
+                )
+            return (
+                f"{_ms(added(results, name, 'paced', metric, 'p50'))} / "
+                f"{_ms(added(results, name, 'paced', metric, 'p99'))}"
+            )
+
+        gw = sat_u.get("gateway_cpu_share")
+        lines.append(
+            f"| {label} | {_num(sat_u.get('rps'))} | {_num(sat_s.get('rps'))} | "
+            f"{_pct(gw) if gw is not None else 'n/a'} | {fixed} | {added_text} | "
+            f"{pair('first_byte_ms')} | {pair('first_token_ms')} | "
+            + (
+                f"{_num(soak.get('rss_peak_mib'), '{:.1f}')} / "
+                f"{_num(soak.get('rss_steady_mib'), '{:.1f}')} | "
+                f"{_num(None if soak.get('rss_growth') is None else soak['rss_growth'] * 100, '{:+.1f} %')} | "  # noqa: E501
+                f"{_num(soak.get('fds_after_warmup'))} → {_num(soak.get('fds_end'))} | "
+                if soak
+                else "n/a | n/a | n/a | "
+            )
+            + f"{_errors(outcome)} |"
+        )
+    return lines
+
+
+def generator_table(results: dict[str, Any]) -> list[str]:
+    lines = [
+        "| target | wrk CPU (JSON / SSE) | upstream nginx CPU (JSON) | open-loop generator CPU "
+        "(fixed rate / streams / soak) | scheduler max lag (ms) | gateway CPU µs per request "
+        "at fixed rate |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, outcome in results["targets"].items():
+        if "skipped" in outcome:
+            continue
+        sat = outcome.get("saturation") or {}
+        lat, paced, soak = (outcome.get(k) or {} for k in ("latency", "paced", "soak"))
+        lag = max(
+            (float(d.get("scheduler_max_lag_ms", 0)) for d in (lat, paced, soak)), default=0.0
+        )
+        lines.append(
+            f"| {outcome.get('label', name)} | {_pct(_get(sat, 'unary', 'wrk_cpu_share'))} / "
+            f"{_pct(_get(sat, 'stream', 'wrk_cpu_share'))} | "
+            f"{_pct(_get(sat, 'unary', 'upstream_cpu_share'))} | "
+            f"{_pct(lat.get('generator_cpu_share'))} / {_pct(paced.get('generator_cpu_share'))}"
+            f" / {_pct(soak.get('generator_cpu_share'))} | {_ms(lag)} | "
+            f"{_num(lat.get('gateway_cpu_us_per_request'))} |"
+        )
+    return lines
+
+
+def _verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("**PASS**" if ok else "**FAIL**")
+
+
+def targets_table(results: dict[str, Any]) -> list[str]:
+    targets = results["targets"]
+
+    def rps(name: str) -> float | None:
+        value = _get(targets.get(name), "saturation", "unary", "rps")
+        return None if value is None else float(value)
+
+    def measured(name: str) -> bool:
+        return name in targets and "skipped" not in targets[name]
+
+    rows: list[tuple[str, str, str, bool | None]] = []
+    for name, floor_share, p99_limit in ((EMBEDDED, 0.50, 2.0), (SCALED, 0.35, 3.0)):
+        label = "embedded" if name == EMBEDDED else "scaled out"
+        if not measured(name):
+            reason = _get(targets.get(name), "skipped") or "not run"
+            rows.append((f"{label}: all targets", "–", str(reason), None))
+            continue
+        share = ratio(rps(name), rps(FLOOR))
+        rows.append(
+            (
+                f"{label}: non-streaming throughput ≥ {floor_share:.0%} of the floor's (per core)",
+                f"≥ {floor_share:.2f}",
+                _num(share, "{:.2f}") + f" ({_num(rps(name))} / {_num(rps(FLOOR))} req/s)",
+                None if share is None else share >= floor_share,
+            )
+        )
+        times = ratio(rps(name), rps(LITELLM_KEYS))
+        rows.append(
+            (
+                f"{label}: ≥ 50× LiteLLM with per-key auth, limits, budget, cost tracking",
+                "≥ 50×",
+                _num(times, "{:.1f}×") + f" ({_num(rps(name))} / {_num(rps(LITELLM_KEYS))} req/s)",
+                None if times is None else times >= 50,
+            )
+        )
+        p99 = added(results, name, "latency", "latency_ms", "p99")
+        rate = _get(results, "settings", "rate")
+        rows.append(
+            (
+                f"{label}: p99 added latency over direct at {_num(rate)} req/s",
+                f"≤ {p99_limit:g} ms",
+                _ms(p99) + " ms" if p99 is not None else "–",
+                None if p99 is None else p99 <= p99_limit,
+            )
+        )
+        for metric, what in (("first_byte_ms", "first byte"), ("first_token_ms", "first token")):
+            value = added(results, name, "paced", metric, "p50")
+            rows.append(
+                (
+                    f"{label}: time to {what} added on paced streams (p50)",
+                    "≤ 1 ms",
+                    _ms(value) + " ms" if value is not None else "–",
+                    None if value is None else value <= 1.0,
+                )
+            )
+        soak = targets[name].get("soak") or {}
+        grown = soak.get("rss_growth")
+        rows.append(
+            (
+                f"{label}: RSS flat after warm-up over the soak",
+                "≤ +10 %",
+                _num(None if grown is None else grown * 100, "{:+.1f} %"),
+                None if grown is None else grown <= 0.10,
+            )
+        )
+        fds_a, fds_b = soak.get("fds_after_warmup"), soak.get("fds_end")
+        rows.append(
+            (
+                f"{label}: no file-descriptor leak over the soak",
+                "end ≤ after warm-up + 16",
+                f"{_num(fds_a)} → {_num(fds_b)}",
+                None if fds_a is None or fds_b is None else fds_b <= fds_a + 16,
+            )
+        )
+    lines = ["| target | threshold | measured | result |", "|---|---|---|---|"]
+    lines += [f"| {what} | {limit} | {value} | {_verdict(ok)} |" for what, limit, value, ok in rows]
+    return lines
+
+
+def markdown(results: dict[str, Any], run_dir: Path) -> str:
+    info = results["machine"]
+    settings = results["settings"]
+    notes = []
+    for outcome in results["targets"].values():
+        for note in outcome.get("notes") or ():
+            notes.append(f"- {outcome.get('label')}: {note}")
+        lat = outcome.get("latency") or {}
+        if "skipped" in lat:
+            notes.append(f"- ¹ {outcome.get('label')}: {lat['skipped']}")
+    out = [
+        "# Bastion benchmark",
+        "",
+        f"- date: {info.get('date')}; machine: {info.get('cpu')}, {info.get('cores')} cores, "
+        f"Linux {info.get('kernel')}",
+        f"- {info.get('python')}; {info.get('packages')}",
+        f"- Bastion {info.get('bastion_commit')} (src {info.get('bastion_tree')}); "
+        f"LiteLLM {info.get('litellm', 'not run')}; {info.get('nginx')}; {info.get('wrk')}",
+        f"- load: saturation with wrk, 1 thread, {settings['connections']} connections "
+        f"(each target's best), {settings['sat_seconds']:g} s per run; fixed rate "
+        f"{settings['rate']:g} req/s for {settings['latency_seconds']:g} s (open loop); paced "
+        f"streams {settings['stream_rate']:g}/s for {settings['stream_seconds']:g} s (simulator: "
+        f"first token {settings['first_token_ms']:g} ms, {settings['tokens_per_second']:g} "
+        f"tokens/s); soak {settings['soak_seconds']:g} s per gateway",
+        "- pinning: gateway on core 0; nginx, simulator, wrk, load generator on core 1",
+        f"- raw results: {run_dir.relative_to(run_dir.parents[2])}/",
+        "",
+        "## Figures",
+        "",
+        *figures_table(results),
+        "",
+        "Added latency and time to first byte/token are the target's percentile minus direct's "
+        "(direct's own values in parentheses). Streams for TTFB come from the simulator, paced; "
+        "saturation streams come from nginx (a fixed 12-token SSE body).",
+        "",
+        "## Targets (issue 7)",
+        "",
+        *targets_table(results),
+        "",
+        "## Load generators (not the bottleneck if the gateway's CPU is near 100 %)",
+        "",
+        *generator_table(results),
+    ]
+    if notes:
+        out += ["", "## Notes", "", *notes]
+    return "\n".join(out) + "\n"

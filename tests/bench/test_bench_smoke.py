@@ -1,0 +1,51 @@
+"""The benchmark's arithmetic (no timing is asserted anywhere in the test suite)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+from bench.stats import growth, percentile, ratio, schedule, summary
+
+
+def test_percentile_is_nearest_rank() -> None:
+    samples = [float(v) for v in range(1, 101)]  # 1..100
+    assert percentile(samples, 50) == 50.0
+    assert percentile(samples, 99) == 99.0
+    assert percentile(samples, 99.9) == 100.0
+    assert percentile(samples, 0) == 1.0
+    assert percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert math.isnan(percentile([], 50))
+    with pytest.raises(ValueError, match="between 0 and 100"):
+        percentile([1.0], 101)
+
+
+def test_summary_matches_percentile() -> None:
+    samples = [float(v % 37) for v in range(1000)]
+    result = summary(samples)
+    assert result["count"] == 1000
+    assert result["p99"] == percentile(samples, 99)
+    assert result["max"] == 36.0
+    assert result["mean"] == pytest.approx(sum(samples) / 1000)
+
+
+def test_schedule_holds_the_rate_without_drift() -> None:
+    times = list(schedule(200.0, 10.0, start=5.0))
+    assert len(times) == 2000
+    assert times[0] == 5.0
+    assert times[-1] == pytest.approx(5.0 + 1999 / 200.0)
+    gaps = {round(b - a, 9) for a, b in itertools.pairwise(times)}
+    assert gaps == {0.005}
+    with pytest.raises(ValueError, match="positive"):
+        list(schedule(0.0, 1.0))
+
+
+def test_ratio_and_growth() -> None:
+    assert ratio(50.0, 100.0) == 0.5
+    assert ratio(1.0, 0.0) is None
+    assert ratio(None, 1.0) is None
+    base, peak, grown = growth([100.0, 200.0, 100.0, 105.0, 104.0, 110.0, 100.0, 101.0, 102, 103])
+    assert base == 100.0  # the sample at the end of the first 20 %
+    assert peak == 110.0
+    assert grown == pytest.approx(0.10)
