@@ -22,7 +22,9 @@ CONCURRENCY = 100_000
 CREDIT_USD = "1000000"
 
 
-def config_text(nginx_port: int, simulator_port: int, *, access_log: bool) -> str:
+def config_text(
+    nginx_port: int, simulator_port: int, *, access_log: bool, synchronous: str = "FULL"
+) -> str:
     """The benchmark's configuration (``${...}`` values come from the environment)."""
     timeouts = "{ connect_s = 3, first_byte_s = 60, between_chunks_s = 60, total_s = 600 }"
     price = '{ input_per_mtok = "0.15", output_per_mtok = "0.60" }'
@@ -34,6 +36,7 @@ port = "${{BASTION_PORT}}"
 [storage]
 database_url = "${{BASTION_DATABASE_URL:-}}"
 redis_url = "${{BASTION_REDIS_URL:-}}"
+sqlite_synchronous = "{synchronous}"
 
 [billing]
 default_tier = "{BENCH_TIER}"
@@ -95,10 +98,13 @@ def setup(
     database_url: str = "",
     redis_url: str = "",
     access_log: bool = True,
+    synchronous: str = "FULL",
 ) -> BastionSetup:
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "bastion.toml"
-    config.write_text(config_text(nginx_port, simulator_port, access_log=access_log))
+    config.write_text(
+        config_text(nginx_port, simulator_port, access_log=access_log, synchronous=synchronous)
+    )
     env = {
         "BASTION_CONFIG": str(config),
         "BASTION_DATA_DIR": str(workdir / "data"),

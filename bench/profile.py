@@ -59,6 +59,7 @@ def _record(pid: int, seconds: float, out: Path, cpus: str | None) -> threading.
             "--output",
             str(out),
             "--nonblocking",
+            "--gil",  # only the thread holding the GIL: where the core's Python time goes
         ],
         cpus,
     )

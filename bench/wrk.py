@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.procs import pinned
+from bench.procs import boost, pinned
 
 SCRIPT = Path(__file__).with_name("wrk") / "post.lua"
 
@@ -81,6 +81,7 @@ def run_wrk(
     if pids_file:
         with open(pids_file, "a") as pids:
             pids.write(f"{popen.pid}\n")
+    boost(popen.pid)
     assert popen.stdout is not None
     output = popen.stdout.read().decode(errors="replace")
     _, _status, usage = os.wait4(popen.pid, 0)

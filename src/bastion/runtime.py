@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 from bastion.admin.accounts import AccountAdmin
@@ -21,12 +22,16 @@ from bastion.core.clock import Clock, SystemClock
 from bastion.errors import ConfigError, StoreUnavailableError
 from bastion.gateway.admission import Admission
 from bastion.gateway.authenticate import Authenticator
+from bastion.gateway.changes import ChangeFollower
 from bastion.gateway.forward import Forwarder
 from bastion.gateway.proxy import Gateway
 from bastion.gateway.settlement import Settler
 from bastion.gateway.synthesis import Synthesizer
 from bastion.settings import Settings
 from bastion.storage.memory.admission import MemoryAdmission
+from bastion.storage.memory.lock import ProcessLock
+from bastion.storage.redis import admission as redis_store
+from bastion.storage.redis.doorbell import RedisDoorbell
 from bastion.storage.sql.database import Database
 from bastion.upstream.circuit import CircuitBook
 from bastion.upstream.openai import OpenAIUpstream
@@ -35,6 +40,7 @@ from bastion.upstream.riva import RivaUpstream
 log = logging.getLogger("bastion.runtime")
 
 SWEEP_INTERVAL_S = 5.0
+REDIS_EPOCH = "redis_epoch:"
 
 
 class Runtime:
@@ -42,13 +48,19 @@ class Runtime:
         self.settings = settings
         self.clock = clock or SystemClock()
         self.db = Database.open(settings.storage, batch_max=settings.billing.settle_batch_max)
+        self.doorbell: RedisDoorbell | None = None
+        self.redis_admission: redis_store.RedisAdmission | None = None
         self.admission_store: AdmissionStore = self._admission_store()
         self.authenticator = Authenticator(self.db.keys, settings.auth, self.clock)
+        self.changes = ChangeFollower(
+            self.db.changes, self.authenticator, self.admission_store, self.clock
+        )
         self.admission = Admission(
             self.admission_store,
             self.db.ledger,
             store_timeout_s=settings.storage.store_timeout_s,
             lease_ttl_s=settings.billing.hold_ttl_s,
+            store_failing=lambda: self.db.settlements.failing,
         )
         self.upstreams = {
             name: OpenAIUpstream(u) for name, u in settings.upstreams.items() if u.kind == "openai"
@@ -61,7 +73,7 @@ class Runtime:
         self.synthesizer = Synthesizer(self.riva_upstreams, self.circuits, self.clock)
         self.settler = Settler(self.db.settlements)
         self.gateway = Gateway(settings, self.admission, self.forwarder, self.settler)
-        self.keys = KeyAdmin(self.db, on_revoke=self.authenticator.drop_key)
+        self.keys = KeyAdmin(self.db, on_revoke=self._revoked)
         self.credits = CreditAdmin(self.db)
         self.accounts = AccountAdmin(self.db, settings)
         self.dashboard = DashboardServices(
@@ -73,24 +85,43 @@ class Runtime:
             accounts=self.accounts,
         )
         self._tasks: list[asyncio.Task[None]] = []
-        self._change_seq = 0
+        self._ringing: set[asyncio.Task[None]] = set()
+        self._lock = (
+            ProcessLock(Path(settings.storage.database_url[len("sqlite:///") :]))
+            if isinstance(self.admission_store, MemoryAdmission) and settings.storage.is_sqlite
+            else None
+        )
 
     def _admission_store(self) -> AdmissionStore:
-        if self.settings.storage.redis_url:
-            raise ConfigError(
-                f"{self.settings.file}: storage.redis_url: the Redis admission store is not "
-                "available in this build"
-            )
-        return MemoryAdmission(clock=self.clock)
+        storage = self.settings.storage
+        if not storage.redis_url:
+            return MemoryAdmission(clock=self.clock)
+        client = redis_store.connect(storage.redis_url, storage.store_timeout_s)
+        self.doorbell = RedisDoorbell(client, storage.redis_prefix)
+        self.redis_admission = redis_store.RedisAdmission(
+            client,
+            prefix=storage.redis_prefix,
+            lease_ttl_s=storage.lease_ttl_s,
+            heartbeat_s=storage.heartbeat_s,
+            read_epoch=lambda: self.db.meta.get(REDIS_EPOCH + storage.redis_prefix),
+            write_epoch=lambda epoch: self.db.meta.set(REDIS_EPOCH + storage.redis_prefix, epoch),
+        )
+        return self.redis_admission
 
     async def start(self) -> None:
+        if self._lock is not None:
+            self._lock.acquire()
         if self.settings.storage.auto_migrate:
             await self.db.migrate()
         elif not await self.db.is_current():
             raise ConfigError("the database schema is not current: run `bastion migrate` first")
         self.db.settlements.start()
-        self._change_seq = await self.db.changes.head()
+        await self.changes.start()
         self._spawn(self._follow_changes(), "changes")
+        if self.doorbell is not None:
+            self._spawn(self.doorbell.listen(self._rung), "doorbell")
+        if self.redis_admission is not None:
+            self._spawn(self.redis_admission.run_heartbeat(), "heartbeat")
         self._spawn(self.authenticator.run_revalidation(), "revalidate")
         self._spawn(self.authenticator.run_last_used(), "last-used")
         self._spawn(self._sweep(), "sweep")
@@ -116,6 +147,8 @@ class Runtime:
         await self.dashboard.close()
         await self.admission_store.close()
         await self.db.close()
+        if self._lock is not None:
+            self._lock.release()
 
     async def _follow_changes(self) -> None:
         """Apply what other processes changed: revoked keys, grants, tier changes."""
@@ -128,15 +161,31 @@ class Runtime:
                 log.warning("change feed unavailable")
 
     async def apply_changes(self) -> None:
-        for change in await self.db.changes.since(self._change_seq):
-            self._change_seq = change.seq
-            if change.kind == "key" and change.key_id:
-                self.authenticator.drop_key(change.key_id)
-            elif change.kind == "account" and change.account_id:
-                self.authenticator.drop_account(change.account_id)
-                await self.admission_store.forget_account(change.account_id)
-            elif change.kind == "balance" and change.account_id:
-                await self.admission_store.forget_account(change.account_id)
+        await self.changes.poll()
+
+    async def _rung(self, _message: str) -> None:
+        try:
+            await self.changes.poll()
+        except StoreUnavailableError:
+            log.warning("change feed unavailable")
+
+    def _revoked(self, key_id: str) -> None:
+        """A key revoked through this process: fail here at once, tell the others now."""
+        self.authenticator.drop_key(key_id)
+        self.ring()
+
+    def ring(self) -> None:
+        if self.doorbell is not None:
+            task = asyncio.create_task(self._ring(), name="bastion-ring")
+            self._ringing.add(task)
+            task.add_done_callback(self._ringing.discard)
+
+    async def _ring(self) -> None:
+        assert self.doorbell is not None
+        try:
+            await self.doorbell.ring()
+        except StoreUnavailableError:
+            log.warning("could not ring the change doorbell; replicas will poll")
 
     async def _sweep(self) -> None:
         while True:

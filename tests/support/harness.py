@@ -7,10 +7,13 @@ create accounts, grant credit and make keys through the same use cases as the CL
 
 from __future__ import annotations
 
+import atexit
 import copy
+import shutil
+import tempfile
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +141,36 @@ class Stack:
         await self.server.stop()
 
 
+_TEMPLATE: list[Path] = []  # a migrated, empty SQLite database, made once per test process
+
+
+async def seed_database(settings: Settings) -> None:
+    """Give a fresh embedded data directory a copy of a migrated empty database: the state
+    ``Runtime.start`` reaches by auto-migrating, without running every migration per test."""
+    storage = settings.storage
+    target = settings.data_dir / "bastion.db"
+    if not storage.auto_migrate or storage.database_url != f"sqlite:///{target}":
+        return
+    if target.exists():
+        return
+    if not _TEMPLATE:
+        from bastion.storage.sql.database import Database
+
+        directory = Path(tempfile.mkdtemp(prefix="bastion-template-"))
+        atexit.register(shutil.rmtree, directory, ignore_errors=True)
+        template = directory / "bastion.db"
+        db = Database.open(replace(storage, database_url=f"sqlite:///{template}"))
+        try:
+            await db.migrate()
+        finally:
+            await db.close()
+        if any(directory.glob("bastion.db-*")):  # not checkpointed: migrate per test instead
+            return
+        _TEMPLATE.append(template)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_TEMPLATE[0], target)
+
+
 async def start_stack(
     data_dir: Path,
     overrides: Mapping[str, Any] | None = None,
@@ -149,6 +182,7 @@ async def start_stack(
 ) -> Stack:
     environ = {"BASTION_RIVA_URL": riva_url} if riva_url else None
     settings = make_settings(data_dir, simulator_url, overrides, environ)
+    await seed_database(settings)
     server = Server(Runtime(settings, clock=clock), host="127.0.0.1", port=0)
     await server.start()
     return Stack(server=server, simulator_url=simulator_url, http=http)

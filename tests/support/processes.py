@@ -61,6 +61,9 @@ class Processes:
         self._running[name] = process
         return process
 
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        return self._running[name]
+
     def log(self, name: str) -> str:
         return (self._logs / f"{name}.log").read_text(errors="replace")
 

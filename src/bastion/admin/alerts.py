@@ -3,8 +3,9 @@
 Every ``alerts.interval_s`` the task re-arms accounts back above their threshold, then finds
 active accounts below it that were not alerted since, claims each one (so that one replica
 sends), sends through every configured channel (email to the account's address, and/or a
-signed webhook to the operator's endpoint) and records the result.  A failed send drops the
-claim and is tried again next round: delivery is at least once.
+signed webhook to the operator's endpoint) and records each channel that delivered.  A
+failed channel is tried again next round, and only that one: delivery is at least once per
+channel (a process that dies between sending and recording may send one message twice).
 """
 
 from __future__ import annotations
@@ -71,26 +72,32 @@ class LowBalanceAlerts:
         now = self._now()
         await self._store.rearm(now - STALE_CLAIM_MS)
         sent = 0
-        for account in await self._store.due():
-            if not await self._store.claim(account, now):
+        for due in await self._store.due():
+            if not await self._store.claim(due, now):
                 continue  # another replica has it
+            account = due.account
+            delivered = list(due.delivered)
             try:
-                await self._deliver(account)
-            except Exception as exc:  # any channel failure: drop the claim, retry next round
+                for channel in self.channels():
+                    if channel not in delivered:
+                        await self._deliver(channel, account)
+                        delivered.append(channel)
+                        await self._store.delivered(account.id, delivered)
+            except Exception as exc:  # any channel failure: retry the rest next round
                 log.warning(
                     "low-balance alert not delivered",
                     extra={"account_id": account.id, "reason": str(exc)},
                 )
-                await self._store.release(account.id)
+                await self._store.failed(account.id)
                 continue
-            await self._store.sent(account.id, self._now(), self.channels())
+            await self._store.sent(account.id, self._now())
             sent += 1
         self.sent += sent
         return sent
 
-    async def _deliver(self, account: AccountRecord) -> None:
+    async def _deliver(self, channel: str, account: AccountRecord) -> None:
         threshold = account.low_balance_threshold or 0
-        if self.mailer is not None:
+        if channel == "email" and self.mailer is not None:
             await self.mailer.send(
                 account.email,
                 f"Your balance is below {format_usd(threshold)}",
@@ -99,7 +106,7 @@ class LowBalanceAlerts:
                 "Requests are refused once the balance cannot cover them. Add credit to keep "
                 "your keys working.\n",
             )
-        if self.webhook is not None:
+        elif channel == "webhook" and self.webhook is not None:
             await self.webhook.send(
                 {
                     "type": EVENT,

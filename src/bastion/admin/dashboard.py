@@ -117,7 +117,8 @@ class DashboardServices:
             self._key = hashlib.sha256(b"bastion-dashboard:" + secret.value.encode()).digest()
         else:
             self._key = await self._server_keys.get_or_create("dashboard")
-        if isinstance(self.sms, ConsoleSms) and self.settings.dashboard.signup:
+        dashboard = self.settings.dashboard
+        if isinstance(self.sms, ConsoleSms) and dashboard.enabled and dashboard.signup:
             log.warning(
                 "sms.provider is console: verification codes are written to this log "
                 "(development only; configure twilio_verify for real phones)"

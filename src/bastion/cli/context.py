@@ -14,7 +14,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 import orjson
 
-from bastion.errors import BastionError, ConfigError, OperatorError
+from bastion.errors import BastionError, ConfigError, OperatorError, StoreUnavailableError
 from bastion.settings import Settings, load_settings
 from bastion.storage.sql.database import Database
 
@@ -37,7 +37,11 @@ class CliContext:
 
 def emit(ctx: CliContext, data: Any, text: str | Callable[[], str]) -> None:
     if ctx.as_json:
-        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
+        click.echo(
+            orjson.dumps(
+                data, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
+            ).decode()
+        )
     else:
         click.echo(text() if callable(text) else text)
 
@@ -66,11 +70,33 @@ def run_with_db(ctx: CliContext, work: Callable[[Database], Awaitable[T]]) -> T:
         try:
             if settings.storage.auto_migrate:
                 await db.migrate()
-            return await work(db)
+            result = await work(db)
         finally:
             await db.close()
+        await ring_doorbell(settings)
+        return result
 
     return run(main())
+
+
+async def ring_doorbell(settings: Settings) -> None:
+    """Scaled out: tell every replica to read the change feed now (revocations within
+    milliseconds instead of a poll interval).  Best effort: polling covers a missed ring."""
+    if not settings.storage.redis_url:
+        return
+    from bastion.storage.redis.admission import connect
+    from bastion.storage.redis.doorbell import RedisDoorbell
+
+    client = connect(settings.storage.redis_url, settings.storage.store_timeout_s)
+    try:
+        await RedisDoorbell(client, settings.storage.redis_prefix).ring()
+    except StoreUnavailableError:
+        click.echo(
+            "warning: Redis did not answer; replicas will see the change when they next poll",
+            err=True,
+        )
+    finally:
+        await client.aclose(close_connection_pool=True)
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

@@ -37,7 +37,15 @@ def _use_uvloop() -> None:
 
 def _announce_plain(server: Server) -> None:
     listener = server.runtime.settings.listener
-    if not listener.tls and is_loopback(server.host):
+    if not listener.tls and listener.trusted_proxies:
+        proxies = ", ".join(str(p) for p in listener.trusted_proxies)
+        click.echo(
+            f"bastion: serving plain HTTP on {server.url} behind TLS-terminating proxies "
+            f"({proxies}): only their requests with X-Forwarded-Proto: https are served, "
+            "anything else is redirected to HTTPS.",
+            err=True,
+        )
+    elif not listener.tls and is_loopback(server.host):
         click.echo(
             f"bastion: serving plain HTTP on {server.url} (loopback only: local development). "
             "Configure listener.tls_cert and tls_key for anything else.",

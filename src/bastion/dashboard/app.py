@@ -24,6 +24,7 @@ def create_dashboard(runtime: Runtime) -> web.Application:
     app[DASH_RUNTIME] = runtime
     app[SERVICES] = runtime.dashboard
     app.router.add_static("/static/", STATIC, name="static", show_index=False)
+    app.router.add_get("", _to_dashboard)  # /dashboard without its slash
     for module in (auth, usage, keys, alerts, operator):
         module.add_routes(app)
     app.router.add_route("*", "/{tail:.*}", _not_found)
@@ -36,4 +37,3 @@ def mount(app: web.Application, runtime: Runtime) -> None:
         return
     app.add_subapp(PREFIX, create_dashboard(runtime))
     app.router.add_get("/", _to_dashboard)
-    app.router.add_get(PREFIX, _to_dashboard)

@@ -142,7 +142,7 @@ def svg(chart: Chart, day_label: Callable[[int], str]) -> Markup:
                 f'<rect x="{x:.1f}" y="{base:.1f}" width="{bar_w:.1f}" height="{h:.1f}" '
                 f'fill="{series.colour}"><title>{escape(tip)}</title></rect>'
             )
-        if i % label_every == 0 or i == n - 1:
+        if (n - 1 - i) % label_every == 0:  # counted from today, so it is always labelled
             out.append(
                 f'<text x="{x + bar_w / 2:.1f}" y="{HEIGHT - 10}" text-anchor="middle" '
                 f'font-size="11" fill="#374151">{escape(day_label(day))}</text>'

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import phonenumbers
 from aiohttp import web
 
 from bastion.core.money import MICROS_PER_USD
@@ -49,7 +50,11 @@ def day_label(day: int) -> str:
 
 def phone_hint(e164: str) -> str:
     """Enough of a number for its owner to recognise it: ``+1 ••• ••• 0100``."""
-    return f"{e164[:3]} ••• ••• {e164[-4:]}" if len(e164) > 7 else "your phone"
+    try:
+        country = phonenumbers.parse(e164, None).country_code
+    except phonenumbers.NumberParseException:
+        return "your phone"
+    return f"+{country} ••• ••• {e164[-4:]}"
 
 
 def units(usage: Mapping[str, Any] | None) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from bastion.core.admission import AdmissionStore, AdmitRequest, AdmitResult, Outcome
@@ -83,13 +84,20 @@ class Admission:
         *,
         store_timeout_s: float,
         lease_ttl_s: float,
+        store_failing: Callable[[], bool] = lambda: False,
     ) -> None:
         self._store = store
         self._ledger = ledger
         self._timeout = store_timeout_s
         self._lease_ttl_ms = int(lease_ttl_s * 1000)
+        self._seeding: dict[str, asyncio.Future[None]] = {}
+        self._store_failing = store_failing
 
     async def admit(self, request_id: str, principal: Principal, tier: Tier, hold: int) -> Ticket:
+        if self._store_failing():
+            raise StoreUnavailableError(
+                "The balance store is unavailable: requests cannot be billed, retry shortly"
+            )
         limits = Limits.of(principal, tier)
         request = AdmitRequest(
             request_id=request_id,
@@ -127,24 +135,35 @@ class Admission:
         except TimeoutError:
             raise StoreUnavailableError() from None
 
-    async def _seed_account(self, account_id: str) -> None:
+    async def _once(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
+        """Single flight: a burst of first requests for one account seeds it once."""
+        running = self._seeding.get(name)
+        if running is None:
+            running = asyncio.ensure_future(work())
+            self._seeding[name] = running
+            running.add_done_callback(lambda _: self._seeding.pop(name, None))
         try:
             async with asyncio.timeout(self._timeout * 4):
-                funds = await self._ledger.funds(account_id)
+                await asyncio.shield(running)
         except TimeoutError:
             raise StoreUnavailableError() from None
-        if funds is not None:
-            await self._store.seed_account(account_id, funds.balance, funds.version)
+
+    async def _seed_account(self, account_id: str) -> None:
+        async def seed() -> None:
+            funds = await self._ledger.funds(account_id)
+            if funds is not None:
+                await self._store.seed_account(account_id, funds.balance, funds.version)
+
+        await self._once("account:" + account_id, seed)
 
     async def _seed_key(self, request: AdmitRequest) -> None:
-        try:
-            async with asyncio.timeout(self._timeout * 4):
-                spent, version = await self._ledger.key_month_spend(request.key_id, request.month)
-        except TimeoutError:
-            raise StoreUnavailableError() from None
-        await self._store.seed_key_spend(
-            request.key_id, request.account_id, request.month, spent, version
-        )
+        async def seed() -> None:
+            spent, version = await self._ledger.key_month_spend(request.key_id, request.month)
+            await self._store.seed_key_spend(
+                request.key_id, request.account_id, request.month, spent, version
+            )
+
+        await self._once(f"key:{request.key_id}:{request.month}", seed)
 
     @staticmethod
     def _refusal(result: AdmitResult, request: AdmitRequest, limits: Limits) -> Exception:

@@ -42,6 +42,9 @@ async def lifecycle(request: web.Request, handler: Handler) -> web.StreamRespons
     except BastionError as error:
         status = error.status
         exchange.info["error"] = error.code
+        if error.status >= 500 and error.__cause__ is not None:
+            # the operator needs the cause; the client gets only the envelope
+            exchange.info["cause"] = f"{type(error.__cause__).__name__}: {error.__cause__}"[:300]
         return _error(request, exchange, error)
     except web.HTTPException as exc:
         mapped = from_http_exception(exc, request.path)

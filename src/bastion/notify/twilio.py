@@ -33,8 +33,11 @@ class TwilioVerify(HostedVerifier):
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            credentials = aiohttp.encode_basic_auth(
+                self._settings.account_sid, self._settings.auth_token.value
+            )
             self._session = aiohttp.ClientSession(
-                auth=aiohttp.BasicAuth(self._settings.account_sid, self._settings.auth_token.value),
+                headers={"Authorization": credentials},
                 timeout=aiohttp.ClientTimeout(total=self._settings.timeout_s),
             )
         return self._session

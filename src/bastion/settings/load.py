@@ -154,6 +154,8 @@ def _storage(t: Table, data_dir: Path) -> StorageSettings:
     redis_url = t.text("redis_url", "") or None
     if redis_url and not redis_url.startswith(("redis://", "rediss://", "unix://")):
         raise t.error("redis_url", "must be a redis://, rediss:// or unix:// URL")
+    if settings_lease_too_short(t):
+        raise t.error("heartbeat_s", "must be at most a third of lease_ttl_s")
     if not url.startswith("sqlite") and not redis_url:
         raise t.error(
             "redis_url",
@@ -164,11 +166,18 @@ def _storage(t: Table, data_dir: Path) -> StorageSettings:
         redis_url=redis_url,
         redis_prefix=t.text("redis_prefix", "bastion:v1:"),
         store_timeout_s=t.number("store_timeout_s", 0.5, min=0.01),
+        lease_ttl_s=t.number("lease_ttl_s", 15.0, min=0.5),
+        heartbeat_s=t.number("heartbeat_s", 1.0, min=0.05),
         auto_migrate=t.flag("auto_migrate", True),
         sqlite_synchronous=t.text("sqlite_synchronous", "FULL", choices=("FULL", "NORMAL")),
     )
     t.done()
     return settings
+
+
+def settings_lease_too_short(t: Table) -> bool:
+    lease = t.number("lease_ttl_s", 15.0, min=0.5)
+    return bool(t.number("heartbeat_s", 1.0, min=0.05) * 3 > lease)
 
 
 def _listener(t: Table) -> ListenerSettings:

@@ -83,6 +83,11 @@ class StorageSettings:
     redis_url: str | None = None
     redis_prefix: str = "bastion:v1:"
     store_timeout_s: float = 0.5
+    lease_ttl_s: float = 15.0
+    """Redis: a live request's slot and hold lapse this long after its replica stops
+    refreshing them (killed, partitioned)."""
+    heartbeat_s: float = 1.0
+    """Redis: how often each replica refreshes its live leases and checks Redis's epoch."""
     auto_migrate: bool = True
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
 

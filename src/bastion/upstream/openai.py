@@ -12,6 +12,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -46,6 +47,36 @@ class Deadline:
         if left <= 0:
             raise UpstreamAttemptError("the upstream did not finish in time", retryable=False)
         return min(cap, left)
+
+
+class _FirstByte:
+    """The first-byte timer of one attempt.  Until a connection is ready the wait for the
+    reply's headers is bounded by ``connect_s + first_byte_s``; once it is (a new connection
+    made, or a pooled one taken), by ``first_byte_s`` from then on, within the total deadline."""
+
+    __slots__ = ("_deadline", "_first_byte_s", "_timer")
+
+    def __init__(self, timer: asyncio.Timeout, first_byte_s: float, deadline: Deadline) -> None:
+        self._timer = timer
+        self._first_byte_s = first_byte_s
+        self._deadline = deadline
+
+    def connected(self) -> None:
+        left = min(self._first_byte_s, self._deadline.at - time.monotonic())
+        self._timer.reschedule(asyncio.get_running_loop().time() + max(0.0, left))
+
+
+async def _connection_ready(
+    _session: aiohttp.ClientSession, context: SimpleNamespace, _params: object
+) -> None:
+    attempt = context.trace_request_ctx
+    if isinstance(attempt, _FirstByte):
+        attempt.connected()
+
+
+_TRACE = aiohttp.TraceConfig()
+_TRACE.on_connection_create_end.append(_connection_ready)
+_TRACE.on_connection_reuseconn.append(_connection_ready)
 
 
 class UpstreamReply:
@@ -132,6 +163,7 @@ class OpenAIUpstream:
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
                 headers={"User-Agent": "bastion"},
+                trace_configs=[_TRACE],
             )
         return self._session
 
@@ -153,9 +185,15 @@ class OpenAIUpstream:
         timeouts = self.settings.timeouts
         url = self.settings.base_url + path
         try:
-            async with asyncio.timeout(deadline.left(timeouts.connect_s + timeouts.first_byte_s)):
+            async with asyncio.timeout(
+                deadline.left(timeouts.connect_s + timeouts.first_byte_s)
+            ) as timer:
                 response = await self._client().post(
-                    url, data=data, headers=headers, allow_redirects=False
+                    url,
+                    data=data,
+                    headers=headers,
+                    allow_redirects=False,
+                    trace_request_ctx=_FirstByte(timer, timeouts.first_byte_s, deadline),
                 )
         except TimeoutError:
             raise UpstreamAttemptError(

@@ -12,6 +12,7 @@ from bastion.storage.sql.changes import SqlChangeFeed
 from bastion.storage.sql.engine import create_engine
 from bastion.storage.sql.keys import SqlKeyStore
 from bastion.storage.sql.ledger import SqlLedger
+from bastion.storage.sql.meta import SqlMeta
 from bastion.storage.sql.settlements import SqlSettlementWriter
 
 
@@ -23,6 +24,7 @@ class Database:
         self.ledger = SqlLedger(engine)
         self.changes = SqlChangeFeed(engine)
         self.audit = SqlAuditLog(engine)
+        self.meta = SqlMeta(engine)
         self.settlements = SqlSettlementWriter(engine, batch_max=batch_max)
 
     @classmethod

@@ -8,12 +8,14 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bastion.storage.sql.engine import translated_errors
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATION_LOCK = 0x62617374  # "bast": the advisory lock id that serialises migrations
 
 
 def _config(connection: Connection | None = None) -> Config:
@@ -46,6 +48,9 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> tuple[str | No
         command.upgrade(_config(connection), revision)
 
     async with translated_errors(), engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # replicas starting together: one migrates, the others wait and find it done
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         await conn.run_sync(run)
     after = await current_revision(engine)
     assert after is not None

@@ -17,7 +17,7 @@ import logging
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -30,6 +30,7 @@ from bastion.storage.sql.tables import accounts, ledger, request_log
 log = logging.getLogger("bastion.settlement")
 
 MAX_PENDING_LOGS = 100_000
+PROBE_INTERVAL_S = 0.5
 
 
 @dataclass(slots=True)
@@ -50,6 +51,9 @@ class SqlSettlementWriter:
         self.batches = 0
         self.charges_written = 0
         self.logs_dropped = 0
+        self.failing = False
+        """True from a failed write until the store answers again: admission refuses (503)
+        meanwhile, so no request is served whose charge could not be written."""
 
     def start(self) -> None:
         if self._task is None:
@@ -93,7 +97,16 @@ class SqlSettlementWriter:
                 if self._closing:
                     return
                 self._wakeup.clear()
-                await self._wakeup.wait()
+                if not self.failing:
+                    await self._wakeup.wait()
+                    continue
+                # The store failed: nothing may be admitted until it answers again, so probe
+                # it here rather than wait for a charge that cannot come.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(PROBE_INTERVAL_S):
+                        await self._wakeup.wait()
+                        continue
+                await self._probe()
                 continue
             batch = [
                 self._charges.popleft() for _ in range(min(self._batch_max, len(self._charges)))
@@ -104,6 +117,7 @@ class SqlSettlementWriter:
             except IntegrityError:
                 versions = await self._write_one_by_one(batch, logs)
             except StoreUnavailableError as exc:
+                self.failing = True
                 for item in batch:
                     if not item.done.done():
                         item.done.set_exception(exc)
@@ -117,11 +131,21 @@ class SqlSettlementWriter:
                     if not item.done.done():
                         item.done.set_exception(StoreUnavailableError())
                 continue
+            self.failing = False
             self.batches += 1
             self.charges_written += len(batch)
             for item in batch:
                 if not item.done.done():
                     item.done.set_result(versions.get(item.charge.request_id))
+
+    async def _probe(self) -> None:
+        try:
+            async with translated_errors(), self._engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except StoreUnavailableError:
+            return
+        self.failing = False
+        log.warning("the store of record answers again")
 
     async def _write(
         self, batch: list[_Pending], logs: list[RequestLogEntry]

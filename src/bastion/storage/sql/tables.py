@@ -200,3 +200,13 @@ low_balance_alerts = Table(
 )
 """An account's low-balance alert since its balance last went below its threshold: a row
 means "already alerted" (or being sent) and is removed when the balance is back above."""
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_ms", BigInteger, nullable=False),
+)
+"""Small facts the deployment must remember, e.g. the epoch of the Redis contents last seen
+(so an emptied Redis is told apart from a new one)."""

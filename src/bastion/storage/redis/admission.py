@@ -1,0 +1,269 @@
+"""Admission shared by every replica, in Redis: one Lua script call per admission and one per
+release, all on Redis's own clock (``TIME``), so replicas' clocks never matter.
+
+Redis caches; it owns no money.  Balances and monthly spend are seeded from the store of
+record and moved by the charges each replica commits there (applied by ledger version, so a
+seed and a charge can never count the same money twice).  Leases and holds carry an expiry
+that each replica's heartbeat extends for its live requests: a replica killed with -9 stops
+refreshing and its slots and holds lapse within ``lease_ttl_s``.  If Redis comes back empty,
+the heartbeat re-creates every live request's lease and hold, and admission pauses (503) for
+a short recovery window while that happens, so no hold is forgotten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from bastion.core.admission import AdmitRequest, AdmitResult, Outcome
+from bastion.core.limits import LimitDecision
+from bastion.errors import ServiceUnavailableError, StoreUnavailableError
+
+log = logging.getLogger("bastion.redis")
+
+EpochRead = Callable[[], Awaitable[str | None]]
+EpochWrite = Callable[[str], Awaitable[None]]
+
+
+def _script(name: str) -> str:
+    return resources.files("bastion.storage.redis").joinpath("lua", name).read_text()
+
+
+def connect(url: str, timeout_s: float, max_connections: int = 64) -> aioredis.Redis:
+    """A client that fails fast: no retries, tight socket timeouts (fail closed in time), and
+    a bounded pool that makes a burst of requests queue for a connection, not fail."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=max_connections,
+        timeout=timeout_s,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        retry_on_timeout=False,
+        decode_responses=True,
+        health_check_interval=0,
+    )
+    return aioredis.Redis(connection_pool=pool)
+
+
+class Translated:
+    """Redis driver errors become :class:`StoreUnavailableError` at this boundary."""
+
+    async def __aenter__(self) -> None:
+        return None
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: Any, _tb: Any) -> bool:
+        if kind is not None and issubclass(
+            kind, RedisConnectionError | RedisTimeoutError | OSError | TimeoutError
+        ):
+            raise StoreUnavailableError() from error
+        if kind is not None and issubclass(kind, RedisError):
+            raise StoreUnavailableError("The limiter store failed; retry shortly") from error
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class _Live:
+    key_id: str
+    account_id: str
+    hold: int
+    month: int
+
+
+class RedisAdmission:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str,
+        lease_ttl_s: float,
+        heartbeat_s: float,
+        read_epoch: EpochRead,
+        write_epoch: EpochWrite,
+    ) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._lease_ms = int(lease_ttl_s * 1000)
+        self._heartbeat_s = heartbeat_s
+        self._read_epoch = read_epoch
+        self._write_epoch = write_epoch
+        self._live: dict[str, _Live] = {}
+        self._admit = client.register_script(_script("admit.lua"))
+        self._release = client.register_script(_script("release.lua"))
+        self._seed_account = client.register_script(_script("seed_account.lua"))
+        self._seed_key = client.register_script(_script("seed_key.lua"))
+        self._refresh = client.register_script(_script("refresh.lua"))
+        self._epoch = client.register_script(_script("epoch.lua"))
+        self.epoch: str | None = None
+
+    # -- key names (a stable format: see docs/operations.md) -------------------------------
+
+    def _k(self, *parts: object) -> str:
+        return self._prefix + ":".join(str(p) for p in parts)
+
+    # -- the AdmissionStore protocol -------------------------------------------------------
+
+    async def admit(self, request: AdmitRequest) -> AdmitResult:
+        keys = [
+            self._k("rl", request.key_id),
+            self._k("cc", request.key_id),
+            self._k("acct", request.account_id),
+            self._k("spend", request.key_id, request.month),
+            self._k("hold", request.request_id),
+            self._k("holds", request.account_id),
+            self._k("epoch"),
+        ]
+        args: list[str | int] = [
+            request.rate.interval_ms,
+            request.rate.burst,
+            request.concurrency,
+            request.hold,
+            -1 if request.spend_cap is None else request.spend_cap,
+            self._lease_ms,
+            request.request_id,
+            request.key_id,
+            request.account_id,
+            request.month,
+            self._prefix,
+        ]
+        for _ in range(3):
+            async with Translated():
+                reply = await self._admit(keys=keys, args=args)
+            outcome, retry_ms, remaining, reset_ms, available, epoch = reply
+            if outcome == "no_epoch":
+                await self._establish_epoch()
+                continue
+            if outcome == "recovering":
+                raise ServiceUnavailableError(
+                    "The limiter is recovering from a restart; retry in a second"
+                )
+            self.epoch = epoch
+            decision = LimitDecision(
+                allowed=outcome != "rate_limited",
+                tat_ms=0,
+                retry_after_ms=int(retry_ms),
+                remaining=int(remaining),
+                reset_ms=int(reset_ms),
+            )
+            result = AdmitResult(
+                Outcome(outcome), decision, available=int(available), retry_after_ms=int(retry_ms)
+            )
+            if result.outcome is Outcome.ADMITTED:
+                self._live[request.request_id] = _Live(
+                    request.key_id, request.account_id, request.hold, request.month
+                )
+            return result
+        raise StoreUnavailableError()
+
+    async def _establish_epoch(self) -> None:
+        """Redis has no epoch: fresh (no pause) or emptied by a restart (pause to recover)."""
+        known = await self._read_epoch()
+        fresh = secrets.token_hex(8)
+        recovery_ms = int(self._heartbeat_s * 3000) if known else 0
+        async with Translated():
+            epoch = await self._epoch(keys=[self._k("epoch")], args=[fresh, recovery_ms])
+        epoch = str(epoch)
+        if epoch == fresh:
+            if known:
+                log.warning("Redis lost its data: admission pauses while leases are restored")
+            await self._write_epoch(fresh)
+        self.epoch = epoch
+
+    async def release(self, request_id: str, charge: int, version: int | None) -> None:
+        live = self._live.pop(request_id, None)
+        if live is None:
+            return
+        keys = [
+            self._k("hold", request_id),
+            self._k("cc", live.key_id),
+            self._k("acct", live.account_id),
+            self._k("holds", live.account_id),
+            self._k("recent", live.account_id),
+            self._k("spend", live.key_id, live.month),
+        ]
+        async with Translated():
+            await self._release(
+                keys=keys, args=[request_id, charge, version or 0, live.key_id, live.month]
+            )
+
+    async def seed_account(self, account_id: str, balance: int, version: int) -> None:
+        keys = [
+            self._k("acct", account_id),
+            self._k("recent", account_id),
+            self._k("holds", account_id),
+        ]
+        async with Translated():
+            await self._seed_account(keys=keys, args=[balance, version, self._prefix])
+
+    async def seed_key_spend(
+        self, key_id: str, account_id: str, month: int, spent: int, version: int
+    ) -> None:
+        keys = [
+            self._k("spend", key_id, month),
+            self._k("recent", account_id),
+            self._k("holds", account_id),
+        ]
+        async with Translated():
+            await self._seed_key(keys=keys, args=[spent, version, key_id, month, self._prefix])
+
+    async def forget_account(self, account_id: str) -> None:
+        """After a grant or adjustment: drop the cached balance; the next admission re-seeds
+        it (pending holds are recomputed from the live holds)."""
+        async with Translated():
+            await self._redis.delete(self._k("acct", account_id))
+
+    async def open_holds(self, account_id: str) -> int:
+        async with Translated():
+            pending = await self._redis.hget(self._k("acct", account_id), "pending")
+        return int(pending or 0)
+
+    async def sweep(self) -> int:
+        """Expiry happens inside the admit script (per account) and by key TTLs."""
+        return 0
+
+    async def heartbeat(self) -> int:
+        """Extend (or re-create) this replica's live leases and holds; returns how many holds
+        had to be re-created because Redis lost them."""
+        async with Translated():
+            epoch = await self._redis.get(self._k("epoch"))
+        if epoch is None:
+            await self._establish_epoch()
+        elif self.epoch is not None and epoch != self.epoch:
+            log.warning("Redis epoch changed: restoring this replica's leases and holds")
+            self.epoch = str(epoch)
+        restored = 0
+        live = list(self._live.items())
+        for start in range(0, len(live), 200):
+            args: list[str | int] = [self._prefix, self._lease_ms]
+            for request_id, entry in live[start : start + 200]:
+                args += [request_id, entry.key_id, entry.account_id, entry.hold, entry.month]
+            async with Translated():
+                restored += int(await self._refresh(keys=[], args=args))
+        return restored
+
+    async def run_heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self._heartbeat_s)
+            try:
+                await self.heartbeat()
+            except StoreUnavailableError:
+                log.warning("Redis heartbeat failed")
+
+    async def ping(self) -> None:
+        async with Translated():
+            await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose(close_connection_pool=True)

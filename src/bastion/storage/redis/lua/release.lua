@@ -1,0 +1,35 @@
+-- End a request: free its lease and hold; apply its committed charge (at ledger version v)
+-- to the cached balance and key spend unless the snapshot they were seeded from included it.
+--
+-- KEYS: 1 hold, 2 concurrency leases, 3 account funds, 4 account holds, 5 recent charges,
+--       6 key spend of the month
+-- ARGV: 1 request id, 2 charge, 3 version (0: none), 4 key id, 5 month
+local h = redis.call('HMGET', KEYS[1], 'amount')
+redis.call('ZREM', KEYS[2], ARGV[1])
+if h[1] then
+  local amount = tonumber(h[1])
+  if redis.call('EXISTS', KEYS[3]) == 1 then
+    redis.call('HINCRBY', KEYS[3], 'pending', -amount)
+  end
+  if redis.call('EXISTS', KEYS[6]) == 1 then
+    redis.call('HINCRBY', KEYS[6], 'pending', -amount)
+  end
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[4], ARGV[1])
+end
+local charge = tonumber(ARGV[2])
+local version = tonumber(ARGV[3])
+if charge > 0 and version > 0 then
+  redis.call('LPUSH', KEYS[5], version .. ':' .. charge .. ':' .. ARGV[4] .. ':' .. ARGV[5])
+  redis.call('LTRIM', KEYS[5], 0, 999)
+  redis.call('PEXPIRE', KEYS[5], 120000)
+  local seeded = redis.call('HGET', KEYS[3], 'version')
+  if seeded and version > tonumber(seeded) then
+    redis.call('HINCRBY', KEYS[3], 'balance', -charge)
+  end
+  local spend_seeded = redis.call('HGET', KEYS[6], 'version')
+  if spend_seeded and version > tonumber(spend_seeded) then
+    redis.call('HINCRBY', KEYS[6], 'spent', charge)
+  end
+end
+return 1

@@ -1,0 +1,46 @@
+"""Helpers shared by the contract suites."""
+
+from __future__ import annotations
+
+import secrets
+
+from bastion.core.admission import AdmitRequest
+from bastion.core.limits import Rate
+from bastion.storage.sql.database import Database
+
+
+def ask(
+    *,
+    key: str = "key_a",
+    account: str = "acct_a",
+    rpm: int = 1_000_000,
+    concurrency: int = 1_000,
+    hold: int = 0,
+    cap: int | None = None,
+    month: int = 202611,
+    request_id: str | None = None,
+    lease_ms: int = 600,
+) -> AdmitRequest:
+    return AdmitRequest(
+        request_id=request_id or "req_" + secrets.token_hex(6),
+        key_id=key,
+        account_id=account,
+        rate=Rate(rpm),
+        concurrency=concurrency,
+        hold=hold,
+        month=month,
+        spend_cap=cap,
+        lease_ttl_ms=lease_ms,
+    )
+
+
+async def new_account(db: Database, balance: int = 0) -> str:
+    account = await db.accounts.create(
+        email=f"{secrets.token_hex(5)}@example.com",
+        phone="+14155550100",
+        tier="free",
+        phone_verified=True,
+    )
+    if balance:
+        await db.ledger.post(account_id=account.id, kind="grant", amount=balance)
+    return account.id
