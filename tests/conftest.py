@@ -12,6 +12,9 @@ import pytest
 from bastion.core.clock import Clock
 from bastion.simulator import SimulatorOptions
 from tests.support.harness import Stack, start_simulator, start_stack
+from tests.support.services import pg_database
+
+__all__ = ["pg_database"]
 
 
 @pytest.fixture

@@ -27,11 +27,12 @@ from bastion.gateway.forward import Forwarder
 from bastion.gateway.proxy import Gateway
 from bastion.gateway.settlement import Settler
 from bastion.gateway.synthesis import Synthesizer
+from bastion.reload import reload_logged
 from bastion.settings import Settings
 from bastion.storage.memory.admission import MemoryAdmission
 from bastion.storage.memory.lock import ProcessLock
 from bastion.storage.redis import admission as redis_store
-from bastion.storage.redis.doorbell import RedisDoorbell
+from bastion.storage.redis.doorbell import RELOAD, RedisDoorbell
 from bastion.storage.sql.database import Database
 from bastion.upstream.circuit import CircuitBook
 from bastion.upstream.openai import OpenAIUpstream
@@ -134,7 +135,7 @@ class Runtime:
         self._tasks.append(asyncio.create_task(coroutine, name=f"bastion-{name}"))
 
     async def close(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._ringing]:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -163,11 +164,31 @@ class Runtime:
     async def apply_changes(self) -> None:
         await self.changes.poll()
 
-    async def _rung(self, _message: str) -> None:
+    async def _rung(self, message: str) -> None:
+        if message == RELOAD:
+            await reload_logged(self)
+            return
         try:
             await self.changes.poll()
         except StoreUnavailableError:
             log.warning("change feed unavailable")
+
+    def apply_settings(self, settings: Settings) -> None:
+        """Swap in reloaded settings (catalog, tiers, upstreams, billing)."""
+        self.settings = settings
+        self.gateway.settings = settings
+        self.gateway.catalog = settings.catalog
+        self.accounts.settings = settings
+
+    def retire_reload(self) -> None:
+        """SIGHUP: re-read the configuration file (in the background)."""
+        self.retire(reload_logged(self))
+
+    def retire(self, work: Coroutine[Any, Any, None]) -> None:
+        """Background clean-up that must not block (closing replaced upstream clients)."""
+        task = asyncio.create_task(work, name="bastion-retire")
+        self._ringing.add(task)
+        task.add_done_callback(self._ringing.discard)
 
     def _revoked(self, key_id: str) -> None:
         """A key revoked through this process: fail here at once, tell the others now."""

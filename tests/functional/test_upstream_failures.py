@@ -28,7 +28,8 @@ from tests.support.harness import Stack, start_simulator
 
 MSG = [{"role": "user", "content": "hi"}]
 ODD_KINDS = ("redirect", "bad-json", "not-object", "teapot", "empty-stream", "cut-stream")
-TIMEOUTS = {"connect_s": 0.2, "first_byte_s": 0.3, "between_chunks_s": 0.4, "total_s": 1.0}
+# Short enough to keep the timeout tests quick, long enough for a loaded CI machine.
+TIMEOUTS = {"connect_s": 1.0, "first_byte_s": 1.0, "between_chunks_s": 1.0, "total_s": 2.0}
 
 
 async def _odd_chat(request: web.Request) -> web.StreamResponse:
@@ -103,7 +104,7 @@ def config(odd_upstream: str, broken_simulator: str, simulator_url: str) -> dict
             # a generous connect timeout must not lengthen the wait for the first byte
             "patient": {
                 "base_url": simulator_url,
-                "timeouts": {"connect_s": 30, "first_byte_s": 0.3, "total_s": 60},
+                "timeouts": {"connect_s": 30, "first_byte_s": 1.0, "total_s": 60},
             },
             "dead": {"base_url": f"http://127.0.0.1:{free_port()}", "circuit_failures": 3},
             "broken": {"base_url": broken_simulator, "circuit_failures": 3},
@@ -178,7 +179,7 @@ async def test_first_byte_timeout_is_counted_from_the_connection(stack: Stack) -
     is: on a new connection and on one taken from the pool."""
     _, key = await stack.account_and_key()
     body = {"model": "patient", "messages": MSG, "max_tokens": 2}
-    await stack.sim_control(fault="slow_first_byte", slow_first_byte_ms=2500)
+    await stack.sim_control(fault="slow_first_byte", slow_first_byte_ms=5000)
     assert_error(
         await call(stack, "POST", "/v1/chat/completions", key=key, json=body), 502, "upstream_error"
     )

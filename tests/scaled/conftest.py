@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.contract.conftest import REDIS, pg_database, worker_number
-
-__all__ = ["pg_database"]
+from tests.support.services import REDIS, worker_number
 
 
 @pytest.fixture

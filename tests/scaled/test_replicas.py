@@ -15,8 +15,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.contract.conftest import REDIS, worker_number
 from tests.scaled.cluster import Cluster, start_cluster
+from tests.support.services import REDIS, worker_number
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -24,13 +24,13 @@ def check_email(email: str) -> str:
 class AccountAdmin:
     def __init__(self, db: Database, settings: Settings) -> None:
         self._db = db
-        self._settings = settings
+        self.settings = settings
 
     def _tier(self, tier: str | None) -> str:
-        name = tier or self._settings.billing.default_tier
-        if name not in self._settings.tiers:
+        name = tier or self.settings.billing.default_tier
+        if name not in self.settings.tiers:
             raise OperatorError(
-                f"unknown tier {name!r} (defined: {', '.join(sorted(self._settings.tiers))})"
+                f"unknown tier {name!r} (defined: {', '.join(sorted(self.settings.tiers))})"
             )
         return name
 

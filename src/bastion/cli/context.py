@@ -79,7 +79,7 @@ def run_with_db(ctx: CliContext, work: Callable[[Database], Awaitable[T]]) -> T:
     return run(main())
 
 
-async def ring_doorbell(settings: Settings) -> None:
+async def ring_doorbell(settings: Settings, message: str = "poll") -> None:
     """Scaled out: tell every replica to read the change feed now (revocations within
     milliseconds instead of a poll interval).  Best effort: polling covers a missed ring."""
     if not settings.storage.redis_url:
@@ -89,7 +89,7 @@ async def ring_doorbell(settings: Settings) -> None:
 
     client = connect(settings.storage.redis_url, settings.storage.store_timeout_s)
     try:
-        await RedisDoorbell(client, settings.storage.redis_prefix).ring()
+        await RedisDoorbell(client, settings.storage.redis_prefix).ring(message)
     except StoreUnavailableError:
         click.echo(
             "warning: Redis did not answer; replicas will see the change when they next poll",

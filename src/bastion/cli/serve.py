@@ -10,17 +10,29 @@ import socket
 import sys
 from collections.abc import Coroutine
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, Literal
 
 import click
 
-from bastion.cli.context import CliContext, emit, fail, json_option, pass_ctx, run, run_with_db
+from bastion.cli.context import (
+    CliContext,
+    emit,
+    fail,
+    json_option,
+    pass_ctx,
+    ring_doorbell,
+    run,
+    run_with_db,
+)
 from bastion.errors import ConfigError
 from bastion.http.server import Server, check_listener, serve_forever
 from bastion.http.transport import is_loopback
 from bastion.observability.logging import configure
 from bastion.runtime import Runtime
 from bastion.settings import load_settings
+from bastion.storage.memory.lock import ProcessLock
+from bastion.storage.redis.doorbell import RELOAD
 from bastion.storage.sql.database import Database
 
 DEMO_EMAIL = "demo@bastion.local"
@@ -344,6 +356,27 @@ Press Ctrl-C to stop.
     )
 
 
+@click.command("reload")
+@json_option
+@pass_ctx
+def reload_command(ctx: CliContext) -> None:
+    """Make running gateways re-read the configuration (catalog, tiers, upstreams, billing).
+
+    Scaled out: every replica, through the Redis doorbell.  Embedded: the gateway serving
+    this data directory, through SIGHUP."""
+    settings = ctx.settings  # validates the file first: a broken file reaches nobody
+    if settings.storage.redis_url:
+        run(ring_doorbell(settings, RELOAD))
+        emit(ctx, {"reloaded": "all replicas"}, "asked every replica to reload")
+        return
+    lock = ProcessLock(Path(settings.storage.database_url[len("sqlite:///") :]))
+    pid = lock.holder()
+    if pid is None:
+        fail(f"no gateway is serving {lock.path.with_suffix('')}")
+    os.kill(pid, signal.SIGHUP)
+    emit(ctx, {"reloaded": pid}, f"asked the gateway (pid {pid}) to reload")
+
+
 def register(group: click.Group) -> None:
-    for command in (serve, simulate, migrate, quickstart):
+    for command in (serve, simulate, migrate, quickstart, reload_command):
         group.add_command(command)

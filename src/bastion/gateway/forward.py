@@ -7,6 +7,7 @@ request's fault, not the deployment's: it is returned as is, without failover.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -80,6 +81,11 @@ class Forwarder:
                 last = failure
                 if failure.retryable:
                     continue
+                raise
+            except asyncio.CancelledError:
+                # the client left: this attempt proves nothing either way, so a half-open
+                # circuit's single probe must not stay claimed forever
+                circuit.abandon()
                 raise
             if reply.status >= 500 or (reply.status < 300 and reply.content_type not in accept):
                 circuit.failure(self._clock.now_ms())

@@ -115,6 +115,7 @@ async def serve_forever(server: Server, announce: Callable[[Server], None]) -> N
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await server.start()
+    loop.add_signal_handler(signal.SIGHUP, server.runtime.retire_reload)
     announce(server)
     try:
         await stop.wait()

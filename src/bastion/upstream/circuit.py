@@ -39,6 +39,10 @@ class Circuit:
         self.probing = False
         self.total_successes += 1
 
+    def abandon(self) -> None:
+        """An attempt ended without a verdict (the caller left): free the probe slot."""
+        self.probing = False
+
     def failure(self, now_ms: int) -> None:
         self.failures += 1
         self.total_failures += 1

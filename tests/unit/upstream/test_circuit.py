@@ -48,3 +48,16 @@ def test_the_book_keeps_one_circuit_per_name() -> None:
     assert snapshot == {
         "sim/m": {"state": "closed", "consecutive_failures": 1, "failures": 1, "successes": 0}
     }
+
+
+def test_an_abandoned_probe_frees_the_slot() -> None:
+    """A client that leaves mid-probe proves nothing: the next request may probe."""
+    from bastion.core.clock import FakeClock
+
+    clock = FakeClock()
+    circuit = CircuitBook(clock).get("sim/m", failures_to_open=1, open_s=1)
+    circuit.failure(clock.now_ms())
+    clock.advance(1_000)
+    assert circuit.may_try(clock.now_ms())
+    circuit.abandon()
+    assert circuit.may_try(clock.now_ms())
