@@ -4,6 +4,7 @@ change tier, suspend and resume."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from bastion.core.phone import PhoneError, normalise
 from bastion.core.records import AccountRecord
@@ -22,9 +23,19 @@ def check_email(email: str) -> str:
 
 
 class AccountAdmin:
-    def __init__(self, db: Database, settings: Settings) -> None:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        on_change: Callable[[str], None] | None = None,
+    ) -> None:
         self._db = db
         self.settings = settings
+        self._on_change = on_change
+
+    def _changed(self, account_id: str) -> None:
+        if self._on_change is not None:
+            self._on_change(account_id)  # this process drops cached keys now; others follow
 
     def _tier(self, tier: str | None) -> str:
         name = tier or self.settings.billing.default_tier
@@ -80,6 +91,7 @@ class AccountAdmin:
             account_id=account_id,
             details={"from": before.tier, "to": account.tier},
         )
+        self._changed(account_id)
         return account
 
     async def set_status(self, account_id: str, status: str, *, actor: str) -> AccountRecord:
@@ -92,4 +104,5 @@ class AccountAdmin:
             action=f"account.{'suspend' if status == 'suspended' else 'resume'}",
             account_id=account_id,
         )
+        self._changed(account_id)
         return account

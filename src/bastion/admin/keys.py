@@ -77,6 +77,8 @@ class KeyAdmin:
             if value is not None and value < LIMIT_COLUMNS[column]:
                 raise OperatorError(f"{column} must be at least {LIMIT_COLUMNS[column]}")
         record = await self._db.keys.set_limits(key_id, **changes)
+        if self._on_revoke is not None:
+            self._on_revoke(key_id)  # drop this process's cached copy now (and ring the others)
         await self._db.audit.record(
             actor=actor,
             action="key.limits",

@@ -51,6 +51,7 @@ class SqlSettlementWriter:
         self.batches = 0
         self.charges_written = 0
         self.logs_dropped = 0
+        self._writing = False
         self.failing = False
         """True from a failed write until the store answers again: admission refuses (503)
         meanwhile, so no request is served whose charge could not be written."""
@@ -87,7 +88,7 @@ class SqlSettlementWriter:
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written (used by tests and shutdown)."""
-        while self._charges or self._logs:
+        while self._charges or self._logs or self._writing:
             self._wakeup.set()
             await asyncio.sleep(0.005)
 
@@ -112,6 +113,7 @@ class SqlSettlementWriter:
                 self._charges.popleft() for _ in range(min(self._batch_max, len(self._charges)))
             ]
             logs = [self._logs.popleft() for _ in range(min(self._batch_max, len(self._logs)))]
+            self._writing = True
             try:
                 versions = await self._write(batch, logs)
             except IntegrityError:
@@ -123,6 +125,7 @@ class SqlSettlementWriter:
                         item.done.set_exception(exc)
                 # Keep the usage history; retry it after a pause instead of losing it.
                 self._logs.extendleft(reversed(logs))
+                self._writing = False
                 await asyncio.sleep(0.2)
                 continue
             except Exception:  # a bug must not leave requests waiting forever
@@ -130,7 +133,9 @@ class SqlSettlementWriter:
                 for item in batch:
                     if not item.done.done():
                         item.done.set_exception(StoreUnavailableError())
+                self._writing = False
                 continue
+            self._writing = False
             self.failing = False
             self.batches += 1
             self.charges_written += len(batch)
