@@ -247,6 +247,12 @@ def targets_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _bastion(info: dict[str, Any]) -> str:
+    if info.get("bastion_src"):
+        return f"source from {info['bastion_src']} (repository at {info.get('bastion_commit')})"
+    return f"{info.get('bastion_commit')} (working tree's src/ {info.get('bastion_tree')})"
+
+
 def markdown(results: dict[str, Any], run_dir: Path) -> str:
     info = results["machine"]
     settings = results["settings"]
@@ -263,7 +269,7 @@ def markdown(results: dict[str, Any], run_dir: Path) -> str:
         f"- date: {info.get('date')}; machine: {info.get('cpu')}, {info.get('cores')} cores, "
         f"Linux {info.get('kernel')}",
         f"- {info.get('python')}; {info.get('packages')}",
-        f"- Bastion {info.get('bastion_commit')} (src {info.get('bastion_tree')}); "
+        f"- Bastion: {_bastion(info)}; "
         f"LiteLLM {info.get('litellm', 'not run')}; {info.get('nginx')}; {info.get('wrk')}",
         f"- load: saturation with wrk, 1 thread, {settings['connections']} connections "
         f"(each target's best), {settings['sat_seconds']:g} s per run; fixed rate "

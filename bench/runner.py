@@ -186,6 +186,8 @@ def _interrupted(signum: int, _frame: object) -> None:
 
 def _run(args: argparse.Namespace, run_dir: Path, procs: Processes) -> int:
     info = machine_info()
+    if args.bastion_src is not None:
+        info["bastion_src"] = str(args.bastion_src)
     if any(t.startswith("litellm") for t in args.target_list) and not args.profile_only:
         try:
             info["litellm"] = litellm_target.ensure_installed()
@@ -328,8 +330,8 @@ def run_target(env: Env, name: str) -> dict[str, Any]:
     cleanup: list[Any] = []
     try:
         target = start_target(env, name, cleanup)
-    except UnavailableError as exc:
-        outcome["skipped"] = str(exc)
+    except Exception as exc:  # one target that cannot start must not end the run
+        outcome["skipped"] = str(exc) if isinstance(exc, UnavailableError) else repr(exc)
         print(f"bench:    skipped: {exc}", file=sys.stderr)
         _run_cleanup(cleanup)
         return outcome
@@ -434,16 +436,16 @@ def _start_bastion(env: Env, name: str, port: int, api: str, cleanup: list[Any])
             "WAL commits without fsync: durable if the gateway crashes, not if the machine "
             "loses power; the shipped default is FULL"
         )
-    try:
-        key = bastion_target.provision(setup.env)
-    except RuntimeError as exc:
-        if name == "bastion-scaled":
-            raise UnavailableError(f"not yet available: {_first_line(str(exc))}") from None
-        raise
-    serve_env: dict[str, str | None] = dict(setup.env)
+    serve_env: dict[str, str] = dict(setup.env)
     if env.args.bastion_src is not None:
         serve_env["PYTHONPATH"] = str(env.args.bastion_src.resolve())
         notes.append(f"run from {env.args.bastion_src} (not the repository's src/)")
+    try:
+        key = bastion_target.provision(serve_env)
+    except RuntimeError as exc:
+        if name == "bastion-scaled":
+            raise UnavailableError(f"not yet available: {_first_line(str(exc))}") from None
+        raise UnavailableError(f"provisioning failed: {_first_error(str(exc))}") from None
     proc = env.procs.start(
         name, bastion_target.serve_command(), cpus=GATEWAY_CPU, env=serve_env, cwd=workdir
     )

@@ -27,6 +27,7 @@ from bastion.gateway.forward import Forwarder
 from bastion.gateway.proxy import Gateway
 from bastion.gateway.settlement import Settler
 from bastion.gateway.synthesis import Synthesizer
+from bastion.observability.metrics import Metrics
 from bastion.reload import reload_logged
 from bastion.settings import Settings
 from bastion.storage.memory.admission import MemoryAdmission
@@ -48,6 +49,9 @@ class Runtime:
     def __init__(self, settings: Settings, *, clock: Clock | None = None) -> None:
         self.settings = settings
         self.clock = clock or SystemClock()
+        self.metrics = Metrics()
+        self.draining = False
+        """True once a graceful stop began: ``/readyz`` answers 503 meanwhile."""
         self.db = Database.open(settings.storage, batch_max=settings.billing.settle_batch_max)
         self.doorbell: RedisDoorbell | None = None
         self.redis_admission: redis_store.RedisAdmission | None = None
@@ -62,6 +66,7 @@ class Runtime:
             store_timeout_s=settings.storage.store_timeout_s,
             lease_ttl_s=settings.billing.hold_ttl_s,
             store_failing=lambda: self.db.settlements.failing,
+            metrics=self.metrics,
         )
         self.upstreams = {
             name: OpenAIUpstream(u) for name, u in settings.upstreams.items() if u.kind == "openai"
@@ -73,10 +78,14 @@ class Runtime:
         }
         self.synthesizer = Synthesizer(self.riva_upstreams, self.circuits, self.clock)
         self.settler = Settler(self.db.settlements)
-        self.gateway = Gateway(settings, self.admission, self.forwarder, self.settler)
+        self.gateway = Gateway(
+            settings, self.admission, self.forwarder, self.settler, metrics=self.metrics
+        )
+        self.metrics.watch_circuits(self.circuits.snapshot)
+        self.metrics.watch_settlements(lambda: self.db.settlements)
         self.keys = KeyAdmin(self.db, on_revoke=self._revoked)
         self.credits = CreditAdmin(self.db)
-        self.accounts = AccountAdmin(self.db, settings)
+        self.accounts = AccountAdmin(self.db, settings, on_change=self._account_changed)
         self.dashboard = DashboardServices(
             self.db,
             settings,
@@ -193,6 +202,10 @@ class Runtime:
     def _revoked(self, key_id: str) -> None:
         """A key revoked through this process: fail here at once, tell the others now."""
         self.authenticator.drop_key(key_id)
+        self.ring()
+
+    def _account_changed(self, account_id: str) -> None:
+        self.authenticator.drop_account(account_id)
         self.ring()
 
     def ring(self) -> None:

@@ -97,3 +97,15 @@ async def test_a_new_month_starts_a_new_spend(admission: AdmissionStore) -> None
     assert (await admission.admit(december)).outcome is Outcome.SEED_KEY
     await admission.seed_key_spend("key_a", "acct_a", 202612, 0, 1)
     assert (await admission.admit(december)).outcome is Outcome.ADMITTED
+
+
+async def test_open_holds_are_counted_even_while_the_balance_is_forgotten(
+    admission: AdmissionStore,
+) -> None:
+    await admission.seed_account("acct_a", 100, 1)
+    request = ask(hold=40)
+    assert (await admission.admit(request)).outcome is Outcome.ADMITTED
+    await admission.forget_account("acct_a")
+    assert await admission.open_holds("acct_a") == 40
+    await admission.release(request.request_id, 0, None)
+    assert await admission.open_holds("acct_a") == 0

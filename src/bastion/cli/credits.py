@@ -1,4 +1,4 @@
-"""``bastion credits …``, ``bastion usage``, ``bastion ledger verify``, ``bastion audit``."""
+"""``bastion credits …``, ``bastion usage``, ``bastion ledger verify``."""
 
 from __future__ import annotations
 
@@ -172,33 +172,7 @@ def verify(ctx: CliContext) -> None:
         raise SystemExit(1)
 
 
-@click.command("audit")
-@click.option("--account", "account_id", default=None)
-@click.option("--action", default=None, help="e.g. key.revoke, credit.grant, key.exposed")
-@click.option("--limit", default=100, show_default=True)
-@json_option
-@pass_ctx
-def audit(ctx: CliContext, account_id: str | None, action: str | None, limit: int) -> None:
-    """Operator and security events, newest first."""
-    events = run_with_db(
-        ctx, lambda db: db.audit.list(account_id=account_id, action=action, limit=limit)
-    )
-    emit(
-        ctx,
-        events,
-        lambda: (
-            "\n".join(
-                f"{e['created_ms']}  {e['actor']:20} {e['action']:16} "
-                f"{e['account_id'] or ''} {e['key_id'] or ''}"
-                for e in events
-            )
-            or "no events"
-        ),
-    )
-
-
 def register(group: click.Group) -> None:
     group.add_command(credits)
     group.add_command(usage)
     group.add_command(ledger)
-    group.add_command(audit)

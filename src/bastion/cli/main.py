@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from bastion import __version__
-from bastion.cli import accounts, catalog, credits, keys, serve
+from bastion.cli import accounts, audit, catalog, credits, keys, serve
 from bastion.cli.context import CliContext, fail
 from bastion.errors import ConfigError
 
@@ -44,7 +44,7 @@ def cli(ctx: click.Context, config: str | None, data_dir: str | None, as_json: b
     ctx.obj = CliContext(config=config, data_dir=data_dir, as_json=as_json)
 
 
-for module in (serve, accounts, keys, credits, catalog):
+for module in (serve, accounts, keys, credits, catalog, audit):
     module.register(cli)
 
 

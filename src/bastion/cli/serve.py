@@ -86,6 +86,8 @@ def serve(ctx: CliContext, host: str | None, port: int | None) -> None:
     def announce(s: Server) -> None:
         _announce_plain(s)
         click.echo(f"bastion: listening on {s.url}", err=True)
+        if s.admin_url is not None:
+            click.echo(f"bastion: admin listener (metrics, health) on {s.admin_url}", err=True)
 
     run(serve_forever(server, announce))
 

@@ -25,9 +25,18 @@ from bastion.errors import (
     SpendCapExceededError,
     StoreUnavailableError,
 )
+from bastion.observability.metrics import Metrics
 from bastion.storage.sql.ledger import SqlLedger
 
 log = logging.getLogger("bastion.admission")
+
+
+REFUSALS = {
+    Outcome.RATE_LIMITED: "rate_limit",
+    Outcome.CONCURRENCY: "concurrency",
+    Outcome.SPEND_CAP: "spend_cap",
+    Outcome.INSUFFICIENT: "insufficient_funds",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +73,7 @@ class Ticket:
     headers: dict[str, str]
     _store: AdmissionStore
     released: bool = field(default=False)
+    _metrics: Metrics | None = None
 
     async def release(self, charge: int = 0, version: int | None = None) -> None:
         if self.released:
@@ -74,6 +84,8 @@ class Ticket:
         except StoreUnavailableError:
             # The hold and slot expire by themselves (lease TTL); nothing is lost but time.
             log.warning("release failed; hold will expire", extra={"request_id": self.request_id})
+            if self._metrics is not None:
+                self._metrics.store_error("admission", "release")
 
 
 class Admission:
@@ -85,7 +97,9 @@ class Admission:
         store_timeout_s: float,
         lease_ttl_s: float,
         store_failing: Callable[[], bool] = lambda: False,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or Metrics()
         self._store = store
         self._ledger = ledger
         self._timeout = store_timeout_s
@@ -94,7 +108,15 @@ class Admission:
         self._store_failing = store_failing
 
     async def admit(self, request_id: str, principal: Principal, tier: Tier, hold: int) -> Ticket:
+        try:
+            return await self._admit(request_id, principal, tier, hold)
+        except StoreUnavailableError:
+            self._metrics.refused("store_unavailable")
+            raise
+
+    async def _admit(self, request_id: str, principal: Principal, tier: Tier, hold: int) -> Ticket:
         if self._store_failing():
+            self._metrics.store_error("ledger", "admit")
             raise StoreUnavailableError(
                 "The balance store is unavailable: requests cannot be billed, retry shortly"
             )
@@ -119,12 +141,14 @@ class Admission:
                     hold,
                     rate_headers(limits.rate, result.limit),
                     self._store,
+                    _metrics=self._metrics,
                 )
             if result.outcome is Outcome.SEED_ACCOUNT:
                 await self._seed_account(request.account_id)
             elif result.outcome is Outcome.SEED_KEY:
                 await self._seed_key(request)
             else:
+                self._metrics.refused(REFUSALS.get(result.outcome, "other"))
                 raise self._refusal(result, request, limits)
         raise ServiceUnavailableError("Admission could not settle on an answer, retry shortly")
 
@@ -133,7 +157,11 @@ class Admission:
             async with asyncio.timeout(self._timeout):
                 return await self._store.admit(request)
         except TimeoutError:
+            self._metrics.store_error("admission", "admit")
             raise StoreUnavailableError() from None
+        except StoreUnavailableError:
+            self._metrics.store_error("admission", "admit")
+            raise
 
     async def _once(self, name: str, work: Callable[[], Awaitable[None]]) -> None:
         """Single flight: a burst of first requests for one account seeds it once."""
@@ -146,7 +174,11 @@ class Admission:
             async with asyncio.timeout(self._timeout * 4):
                 await asyncio.shield(running)
         except TimeoutError:
+            self._metrics.store_error("ledger", "seed")
             raise StoreUnavailableError() from None
+        except StoreUnavailableError:
+            self._metrics.store_error("ledger", "seed")
+            raise
 
     async def _seed_account(self, account_id: str) -> None:
         async def seed() -> None:

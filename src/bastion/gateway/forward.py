@@ -23,6 +23,8 @@ BodyFactory = Callable[[Deployment], tuple[Any, str | None]]
 
 def weighted_order(deployments: tuple[Deployment, ...], rng: random.Random) -> list[Deployment]:
     """A random order in which heavier deployments tend to come first (weighted shuffle)."""
+    if len(deployments) == 1:  # the common case: nothing to shuffle
+        return list(deployments) if deployments[0].weight > 0 else []
     pool = [d for d in deployments if d.weight > 0]
     if len(pool) == 1:
         return pool

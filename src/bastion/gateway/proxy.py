@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,7 @@ from bastion.gateway.settlement import Settler
 from bastion.gateway.sink import ClientGoneError, Exchange, Sink
 from bastion.gateway.streaming import StreamMeter, error_event, model_rewriter, rewrite_model
 from bastion.gateway.validation import validate, wants_stream, wants_usage_chunk
+from bastion.observability.metrics import Metrics
 from bastion.settings import Settings
 from bastion.upstream.openai import Deadline, UpstreamAttemptError, UpstreamReply
 from bastion.upstream.usage import answer_usage, output_text
@@ -54,6 +56,10 @@ class Outcome:
     cost: int = 0
     charge: asyncio.Task[tuple[int, int | None]] | None = field(default=None)
     exchange: Exchange | None = None
+    forwarding_since: float = field(default_factory=time.perf_counter)
+    """When the request was admitted: the upstream phase runs from here until its answer
+    is complete (the charge begins) or the request fails."""
+    forwarded_s: float | None = None
 
 
 class Gateway:
@@ -63,7 +69,9 @@ class Gateway:
         admission: Admission,
         forwarder: Forwarder,
         settler: Settler,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics or Metrics()
         self.settings = settings
         self.catalog: Catalog = settings.catalog
         self.admission = admission
@@ -106,6 +114,8 @@ class Gateway:
     def start_charge(self, outcome: Outcome, usage: Usage) -> None:
         """Begin writing the charge in a task of its own: if the client leaves while it is
         being committed, the commit still completes and the cache still learns of it."""
+        if outcome.forwarded_s is None:
+            outcome.forwarded_s = time.perf_counter() - outcome.forwarding_since
         outcome.usage = usage
         outcome.charge = asyncio.ensure_future(
             self.settler.charge(outcome.ticket, outcome.model, outcome.endpoint.value, usage)
@@ -119,23 +129,31 @@ class Gateway:
 
     async def finish(self, outcome: Outcome) -> None:
         """Release the hold (applying the charge, if one was written) and log the request."""
+        if outcome.forwarded_s is None:
+            outcome.forwarded_s = time.perf_counter() - outcome.forwarding_since
         version: int | None = None
         if outcome.charge is not None:
             try:
                 outcome.cost, version = await asyncio.shield(outcome.charge)
             except StoreUnavailableError:
                 outcome.cost, version = 0, None
+                self.metrics.store_error("ledger", "charge")
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("charge failed")
                 outcome.cost, version = 0, None
+                self.metrics.store_error("ledger", "charge")
         await outcome.ticket.release(outcome.cost, version)
+        usage = outcome.usage.as_dict() if outcome.usage is not None and outcome.cost else None
+        if usage is not None:
+            self.metrics.charge(outcome.model.id, usage, outcome.cost)
         if outcome.exchange is not None:
             info = outcome.exchange.info
             info["cost_micros"] = outcome.cost
-            if outcome.usage is not None and outcome.cost:
-                info["usage"] = outcome.usage.as_dict()
+            info["upstream_ms"] = round(outcome.forwarded_s * 1000, 3)
+            if usage is not None:
+                info["usage"] = usage
         self.settler.record(
             outcome.ticket,
             model=outcome.model.id,
@@ -280,6 +298,7 @@ class Gateway:
             else None,
         )
         sent_any = False
+        closed = self.metrics.stream_opened(endpoint.value)
         try:
             try:
                 async for chunk in reply.chunks():
@@ -296,16 +315,20 @@ class Gateway:
                         await sink.open_stream({**headers, **STREAM_HEADERS})
                         sent_any = True
                     await sink.write(tail)
-            except UpstreamAttemptError as failure:
-                # the upstream broke mid-stream: a failed request, not charged
+            except (UpstreamAttemptError, ValueError) as failure:
+                # the upstream broke mid-stream (or sent an event over the splitter's limit):
+                # a failed request, not charged
+                reason = (
+                    failure.reason
+                    if isinstance(failure, UpstreamAttemptError)
+                    else "the upstream sent an oversized event"
+                )
                 if not sent_any:
                     raise UpstreamError(
-                        f"The model server for `{name}` failed: {failure.reason}."
+                        f"The model server for `{name}` failed: {reason}."
                     ) from None
                 outcome.status = 502
-                await sink.write(
-                    error_event(f"The model server for `{name}` failed: {failure.reason}.")
-                )
+                await sink.write(error_event(f"The model server for `{name}` failed: {reason}."))
                 await sink.close_stream()
                 return
             if not meter.done:
@@ -347,6 +370,7 @@ class Gateway:
                 self.start_charge(outcome, meter.produced())
             raise
         finally:
+            closed()
             reply.close()
 
     async def _send(

@@ -1,5 +1,14 @@
-"""Run the listeners: the public one (TLS, or plain on loopback / behind a trusted proxy) and
-the optional plain-HTTP redirect listener; stop gracefully on SIGTERM/SIGINT."""
+"""Run the listeners: the public one (TLS, or plain on loopback / behind a trusted proxy), the
+optional plain-HTTP redirect listener and the optional admin listener (metrics, health); stop
+gracefully on SIGTERM/SIGINT.
+
+Graceful stop (drain): the listening sockets close first, so new connections are refused;
+idle kept-alive connections are closed; requests in flight, streams included, may finish for
+up to ``listener.shutdown_grace_s``, each charge made durable before its last byte as always.
+A request still open at the deadline is cancelled: a stream is cut and billed by the
+client-gone rule (prompt plus the output produced so far), and that charge is written before
+the process exits.  The admin listener stays up until the drain is over (``/readyz`` answers
+503 ``draining`` meanwhile), then the runtime closes (the settlement writer flushes)."""
 
 from __future__ import annotations
 
@@ -12,7 +21,9 @@ from collections.abc import Callable
 from aiohttp import web
 
 from bastion.errors import ConfigError
+from bastion.http.admin_app import create_admin_app
 from bastion.http.app import create_app
+from bastion.http.protocol import Deadlines, GuardedAppRunner
 from bastion.http.redirect import create_redirect_app
 from bastion.http.transport import is_loopback
 from bastion.runtime import Runtime
@@ -20,7 +31,9 @@ from bastion.settings import ListenerSettings, Settings
 
 log = logging.getLogger("bastion.server")
 
-SHUTDOWN_GRACE_S = 30.0
+MAX_LINE_SIZE = 8190
+MAX_FIELD_SIZE = 8190
+MAX_HEADERS = 100
 
 
 def tls_context(listener: ListenerSettings) -> ssl.SSLContext | None:
@@ -43,16 +56,24 @@ def check_listener(settings: Settings) -> None:
         )
 
 
-def runner_for(app: web.Application) -> web.AppRunner:
-    return web.AppRunner(
+def runner_for(app: web.Application, runtime: Runtime) -> web.AppRunner:
+    """A runner whose connections have header and body receipt deadlines, header size and
+    count limits, an idle keep-alive timeout and the drain grace period."""
+    listener = runtime.settings.listener
+    return GuardedAppRunner(
         app,
+        deadlines=Deadlines(
+            header_timeout_s=listener.header_timeout_s,
+            body_timeout_s=listener.body_timeout_s,
+            metrics=runtime.metrics,
+        ),
         handler_cancellation=True,  # a client that leaves cancels its request (and upstream)
         access_log=None,
-        keepalive_timeout=75.0,
-        max_line_size=8190,
-        max_field_size=8190,
-        max_headers=100,
-        shutdown_timeout=SHUTDOWN_GRACE_S,
+        keepalive_timeout=listener.keepalive_timeout_s,
+        max_line_size=MAX_LINE_SIZE,
+        max_field_size=MAX_FIELD_SIZE,
+        max_headers=MAX_HEADERS,
+        shutdown_timeout=listener.shutdown_grace_s,
     )
 
 
@@ -64,12 +85,14 @@ class Server:
         self.host = host or runtime.settings.listener.host
         self.port = runtime.settings.listener.port if port is None else port
         self._runners: list[web.AppRunner] = []
+        self._admin: web.AppRunner | None = None
         self.bound: list[tuple[str, int]] = []
+        self.admin_bound: tuple[str, int] | None = None
 
     async def start(self) -> None:
         settings = self.runtime.settings
         await self.runtime.start()
-        main = runner_for(create_app(self.runtime))
+        main = runner_for(create_app(self.runtime), self.runtime)
         await main.setup()
         self._runners.append(main)
         site = web.TCPSite(
@@ -80,13 +103,19 @@ class Server:
         listener = settings.listener
         if listener.plain_http_port:
             # redirect to where the public listener really is (``--port``, or port 0)
-            redirect = runner_for(create_redirect_app(self.runtime, self.bound[0][1]))
+            redirect = runner_for(create_redirect_app(self.runtime, self.bound[0][1]), self.runtime)
             await redirect.setup()
             self._runners.append(redirect)
             await web.TCPSite(
                 redirect, listener.plain_http_host or self.host, listener.plain_http_port
             ).start()
             self.bound.append(_bound(redirect))
+        admin = settings.admin
+        if admin.enabled:
+            self._admin = runner_for(create_admin_app(self.runtime), self.runtime)
+            await self._admin.setup()
+            await web.TCPSite(self._admin, admin.host, admin.port).start()
+            self.admin_bound = _bound(self._admin)
 
     @property
     def url(self) -> str:
@@ -95,11 +124,36 @@ class Server:
         shown = f"[{host}]" if ":" in host else host
         return f"{scheme}://{shown}:{port}"
 
+    @property
+    def admin_url(self) -> str | None:
+        if self.admin_bound is None:
+            return None
+        host, port = self.admin_bound
+        shown = f"[{host}]" if ":" in host else host
+        return f"http://{shown}:{port}"
+
     async def stop(self) -> None:
+        """Drain (see the module's docstring), then close everything."""
+        self.runtime.draining = True
+        in_flight = self.runtime.metrics.active
+        if in_flight:
+            log.info(
+                "draining: %d requests in flight, up to %s s",
+                in_flight,
+                self.runtime.settings.listener.shutdown_grace_s,
+            )
+        # every listening socket first: new connections are refused from here on
+        for runner in reversed(self._runners):
+            for site in list(runner.sites):
+                await site.stop()
         for runner in reversed(self._runners):
             await runner.cleanup()
         self._runners.clear()
+        if self._admin is not None:
+            await self._admin.cleanup()
+            self._admin = None
         await self.runtime.close()
+        log.info("stopped")
 
 
 def _bound(runner: web.AppRunner) -> tuple[str, int]:

@@ -34,22 +34,17 @@ class AiohttpSink:
         response.content_length = len(body)
         self.response = response
         try:
+            # The head is built now but held back (aiohttp sends it with the first body
+            # bytes), so once the charge is durable the whole answer leaves in one write.
             await response.prepare(self._request)
-            if durable is not None and len(body) > 1:
-                # All but the last byte now; the last only once the charge is durable, so the
-                # client cannot complete a response whose charge a crash could lose.
-                await response.write(body[:-1])
+            if durable is not None:
                 try:
                     await durable
                 except BaseException:
                     if self._request.transport is not None:
-                        self._request.transport.abort()  # the client must not see a complete body
+                        self._request.transport.abort()  # the client must see no answer
                     raise
-                await response.write(body[-1:])
-            else:
-                if durable is not None:
-                    await durable
-                await response.write(body)
+            await response.write(body)
             await response.write_eof()
         except (ConnectionError, RuntimeError) as exc:
             raise ClientGoneError() from exc

@@ -22,6 +22,7 @@ _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
 SECRET_FIELDS = frozenset(
     {"password", "otp", "code", "secret", "token", "authorization", "api_key", "key_secret"}
 )
+QUIET_BELOW_INFO = ("aiosqlite", "asyncpg", "redis", "hpack")
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message",
     "asctime",
@@ -85,3 +86,7 @@ def configure(settings: LogSettings, stream: Any = None) -> None:
     root.setLevel(settings.level)
     # aiohttp's own access log would duplicate ours and knows nothing of redaction
     logging.getLogger("aiohttp.access").disabled = True
+    # Drivers that log every statement with its parameters at DEBUG (emails, phone numbers,
+    # password hashes): never below INFO, whatever the level asked for.
+    for name in QUIET_BELOW_INFO:
+        logging.getLogger(name).setLevel(max(logging.getLevelName(settings.level), logging.INFO))

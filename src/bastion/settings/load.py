@@ -5,6 +5,7 @@ This module and the CLI entry point are the only readers of the process environm
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -26,6 +27,7 @@ from bastion.core.catalog import (
 from bastion.core.money import Picos, parse_price
 from bastion.errors import ConfigError
 from bastion.settings.model import (
+    AdminSettings,
     AlertSettings,
     AuthSettings,
     BillingSettings,
@@ -103,6 +105,7 @@ def parse_settings(
     dashboard = _dashboard(root.table("dashboard"))
     sms = _sms(root.table("sms"))
     alerts = _alerts(root.table("alerts"))
+    admin = _admin(root.table("admin"))
     root.done()
 
     if not tiers:
@@ -139,6 +142,7 @@ def parse_settings(
         dashboard=dashboard,
         sms=sms,
         alerts=alerts,
+        admin=admin,
     )
 
 
@@ -169,7 +173,7 @@ def _storage(t: Table, data_dir: Path) -> StorageSettings:
         lease_ttl_s=t.number("lease_ttl_s", 15.0, min=0.5),
         heartbeat_s=t.number("heartbeat_s", 1.0, min=0.05),
         auto_migrate=t.flag("auto_migrate", True),
-        sqlite_synchronous=t.text("sqlite_synchronous", "FULL", choices=("FULL", "NORMAL")),
+        sqlite_synchronous=t.text("sqlite_synchronous", "NORMAL", choices=("FULL", "NORMAL")),
     )
     t.done()
     return settings
@@ -196,6 +200,10 @@ def _listener(t: Table) -> ListenerSettings:
         max_json_body_bytes=t.integer("max_json_body_bytes", 16 * 1024 * 1024, min=1024),
         max_upload_bytes=t.integer("max_upload_bytes", 25 * 1024 * 1024, min=1024),
         max_tts_text_chars=t.integer("max_tts_text_chars", 5000, min=1),
+        header_timeout_s=t.number("header_timeout_s", 10.0, min=0.05),
+        body_timeout_s=t.number("body_timeout_s", 120.0, min=0.05),
+        keepalive_timeout_s=t.number("keepalive_timeout_s", 75.0, min=0.05),
+        shutdown_grace_s=t.number("shutdown_grace_s", 30.0, min=0.0),
     )
     if (settings.tls_cert is None) != (settings.tls_key is None):
         raise t.error("tls_key", "tls_cert and tls_key must be given together")
@@ -525,3 +533,32 @@ def _alerts(t: Table) -> AlertSettings:
         raise t.error("enabled", "needs a channel: [alerts.email] and/or [alerts.webhook]")
     t.done()
     return settings
+
+
+def _admin(t: Table) -> AdminSettings:
+    token = _optional_secret(t, "token")
+    settings = AdminSettings(
+        enabled=t.flag("enabled", False),
+        host=t.text("host", "127.0.0.1"),
+        port=t.integer("port", 9090, min=0),
+        token=token,
+    )
+    if token is not None and len(token.value) < 16:
+        raise t.error("token", "must be at least 16 characters (e.g. `openssl rand -hex 32`)")
+    if settings.enabled and token is None and not _is_loopback(settings.host):
+        raise t.error(
+            "token",
+            f"is required when the admin listener is not on a loopback address "
+            f"(host is {settings.host!r}): metrics must not be open to the network",
+        )
+    t.done()
+    return settings
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

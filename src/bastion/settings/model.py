@@ -71,10 +71,32 @@ class ListenerSettings:
     max_json_body_bytes: int = 16 * 1024 * 1024
     max_upload_bytes: int = 25 * 1024 * 1024
     max_tts_text_chars: int = 5000
+    header_timeout_s: float = 10.0
+    """A request's headers must arrive within this (slowloris): from the connection's first
+    byte, or from the first byte of the next request on a kept-alive connection."""
+    body_timeout_s: float = 120.0
+    """A request's whole body must arrive within this once its headers are in."""
+    keepalive_timeout_s: float = 75.0
+    """An idle kept-alive connection is closed after this."""
+    shutdown_grace_s: float = 30.0
+    """On SIGTERM, open requests (streams included) may finish for this long; then they are
+    cut (and billed by the client-gone rule)."""
 
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
+
+
+@dataclass(frozen=True, slots=True)
+class AdminSettings:
+    """The admin listener: ``/metrics`` (Prometheus), ``/healthz`` and ``/readyz``; never on the
+    public listener."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9090
+    token: Secret | None = None
+    """Bearer token the admin listener requires (mandatory off loopback)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +111,9 @@ class StorageSettings:
     heartbeat_s: float = 1.0
     """Redis: how often each replica refreshes its live leases and checks Redis's epoch."""
     auto_migrate: bool = True
-    sqlite_synchronous: Literal["FULL", "NORMAL"] = "FULL"
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = "NORMAL"
+    """WAL with NORMAL: a commit survives a crash of the process (kill -9, OOM), and costs no
+    fsync; FULL also survives power loss, at one fsync per group commit."""
 
     @property
     def is_sqlite(self) -> bool:
@@ -220,6 +244,7 @@ class Settings:
     dashboard: DashboardSettings = field(default_factory=DashboardSettings)
     sms: SmsSettings = field(default_factory=SmsSettings)
     alerts: AlertSettings = field(default_factory=AlertSettings)
+    admin: AdminSettings = field(default_factory=AdminSettings)
 
     @property
     def default_tier(self) -> Tier:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from bastion.core.admission import AdmitRequest, Outcome
 from bastion.core.limits import Rate
 from bastion.storage.memory.admission import MemoryAdmission
@@ -39,12 +37,6 @@ async def test_open_holds_counts_live_holds() -> None:
     assert await store.open_holds("acct_1") == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage/memory/admission.py: open_holds reads the cached funds entry, which "
-    "forget_account drops (the change feed does so on every grant or tier change), so a "
-    "live hold reads as 0 until the account is re-seeded; it should sum self._holds",
-)
 async def test_open_holds_survives_a_forgotten_account() -> None:
     store = MemoryAdmission()
     await admitted(store, "req_1", 500)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import tempfile
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from bastion.errors import ClientError, InvalidRequestError
 from bastion.gateway.sink import ClientGoneError, Exchange
@@ -65,9 +66,13 @@ async def read_upload(request: web.Request, file_limit: int) -> Upload:
                     ) from None
             if request.content.total_bytes > total_limit:
                 raise too_large(file_limit)
-    except (ValueError, AssertionError) as exc:
+    except (ValueError, AssertionError, HttpProcessingError) as exc:
+        # HttpProcessingError: a part's headers are not valid HTTP (found by Schemathesis)
         upload.close()
-        raise InvalidRequestError(f"The multipart body is malformed: {exc}") from None
+        reason = exc.message if isinstance(exc, HttpProcessingError) else str(exc)
+        raise InvalidRequestError(
+            f"The multipart body is malformed: {reason.splitlines()[0][:200] if reason else ''}"
+        ) from None
     except BaseException:
         upload.close()
         raise

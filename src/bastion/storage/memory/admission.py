@@ -173,8 +173,8 @@ class MemoryAdmission:
         self._funds.pop(account_id, None)
 
     async def open_holds(self, account_id: str) -> int:
-        funds = self._funds.get(account_id)
-        return funds.pending if funds else 0
+        # from the holds themselves: a forgotten (to be re-seeded) balance still has them
+        return sum(h.amount for h in self._holds.values() if h.account_id == account_id)
 
     async def sweep(self) -> int:
         now = self.clock.now_ms()

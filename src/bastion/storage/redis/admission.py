@@ -225,9 +225,15 @@ class RedisAdmission:
             await self._redis.delete(self._k("acct", account_id))
 
     async def open_holds(self, account_id: str) -> int:
+        """From the holds themselves: a forgotten (to be re-seeded) balance still has them."""
         async with Translated():
-            pending = await self._redis.hget(self._k("acct", account_id), "pending")
-        return int(pending or 0)
+            request_ids = await self._redis.zrange(self._k("holds", account_id), 0, -1)
+            if not request_ids:
+                return 0
+            amounts = await asyncio.gather(
+                *(self._redis.hget(self._k("hold", rid), "amount") for rid in request_ids)
+            )
+        return sum(int(a) for a in amounts if a is not None)
 
     async def sweep(self) -> int:
         """Expiry happens inside the admit script (per account) and by key TTLs."""

@@ -47,13 +47,29 @@ class SqlAuditLog:
         *,
         account_id: str | None = None,
         action: str | None = None,
+        key_id: str | None = None,
+        actor: str | None = None,
+        since_ms: int | None = None,
+        until_ms: int | None = None,
         limit: int = 100,
     ) -> list[dict[str, Any]]:
+        """Events newest first.  ``action`` and ``actor`` match exactly, or by prefix when
+        they end with ``*`` (``key.*``, ``account:*``); ``since_ms`` is inclusive,
+        ``until_ms`` exclusive."""
         query = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
         if account_id:
             query = query.where(audit_log.c.account_id == account_id)
-        if action:
-            query = query.where(audit_log.c.action == action)
+        if key_id:
+            query = query.where(audit_log.c.key_id == key_id)
+        for column, wanted in ((audit_log.c.action, action), (audit_log.c.actor, actor)):
+            if wanted and wanted.endswith("*"):
+                query = query.where(column.startswith(wanted[:-1], autoescape=True))
+            elif wanted:
+                query = query.where(column == wanted)
+        if since_ms is not None:
+            query = query.where(audit_log.c.created_ms >= since_ms)
+        if until_ms is not None:
+            query = query.where(audit_log.c.created_ms < until_ms)
         async with translated_errors(), self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         out = []

@@ -1,0 +1,353 @@
+"""Prometheus metrics, one registry per :class:`~bastion.runtime.Runtime` (never the global one:
+tests run several gateways in one process).
+
+The hot path touches only pre-bound label children, found in a dict keyed by the label
+values; counts that already exist elsewhere (circuits, the settlement writer) are read at
+scrape time by collectors instead of being counted twice.  Every label value comes from a
+closed set (endpoint names, status codes, catalog model ids, error codes, deployment names):
+nothing a client sends becomes a label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Protocol
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from bastion import __version__
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+LATENCY_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+    float("inf"),
+)
+OVERHEAD_BUCKETS = (
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    float("inf"),
+)
+CIRCUIT_STATES = ("closed", "half_open", "open")
+USAGE_UNITS = ("input_tokens", "output_tokens", "characters", "images", "audio_seconds")
+
+
+# No ``*_created`` series: they would double the lines of every counter and histogram.
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+
+class SettlementCounters(Protocol):
+    """What the settlement writer exposes (``SqlSettlementWriter``)."""
+
+    batches: int
+    charges_written: int
+    logs_dropped: int
+    failing: bool
+
+
+class Metrics:
+    """Every metric a gateway process exports; see docs/observability.md for the list."""
+
+    def __init__(self) -> None:
+        registry = CollectorRegistry(auto_describe=True)
+        self.registry = registry
+        self.requests = Counter(
+            "bastion_requests",
+            "HTTP requests answered on the public listener, by endpoint, model and status.",
+            ("endpoint", "model", "status"),
+            registry=registry,
+        )
+        self.errors = Counter(
+            "bastion_errors",
+            "Error answers by HTTP status and envelope code (429, 402 and 503 included).",
+            ("status", "code"),
+            registry=registry,
+        )
+        self.duration = Histogram(
+            "bastion_request_duration_seconds",
+            "Time from the request's arrival to its last byte.",
+            ("endpoint",),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.ttfb = Histogram(
+            "bastion_time_to_first_byte_seconds",
+            "Time from the request's arrival to its response head (on streams: the first event).",
+            ("endpoint",),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.upstream = Histogram(
+            "bastion_upstream_duration_seconds",
+            "Time from admission to the upstream's complete answer (forwarding and relay).",
+            ("endpoint",),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.overhead = Histogram(
+            "bastion_gateway_overhead_seconds",
+            "Time the gateway itself added to a forwarded request: total minus upstream "
+            "(parsing, authentication, admission, the durable charge, writes).",
+            ("endpoint",),
+            buckets=OVERHEAD_BUCKETS,
+            registry=registry,
+        )
+        self.active = 0
+        """Requests being handled on the public listener (a plain int: no lock per request)."""
+        self.in_flight = Gauge(
+            "bastion_requests_in_flight",
+            "Requests being handled on the public listener.",
+            registry=registry,
+        )
+        self.in_flight.set_function(lambda: self.active)
+        self.open_streams = Gauge(
+            "bastion_open_streams",
+            "Server-sent event streams open to clients.",
+            ("endpoint",),
+            registry=registry,
+        )
+        self.usage = Counter(
+            "bastion_usage",
+            "Billed usage by model and unit (input_tokens, output_tokens, characters, images, "
+            "audio_seconds).",
+            ("model", "unit"),
+            registry=registry,
+        )
+        self.charged = Counter(
+            "bastion_charged_micro_usd",
+            "Credit charged (durably written to the ledger), in micro-USD, by model.",
+            ("model",),
+            registry=registry,
+        )
+        self.refusals = Counter(
+            "bastion_admission_refusals",
+            "Requests refused at admission, by reason (rate_limit, concurrency, spend_cap, "
+            "insufficient_funds, store_unavailable).",
+            ("reason",),
+            registry=registry,
+        )
+        self.store_errors = Counter(
+            "bastion_store_errors",
+            "Failures of the limiter/admission store or the store of record, by store and "
+            "operation.",
+            ("store", "operation"),
+            registry=registry,
+        )
+        self.protocol_errors = Counter(
+            "bastion_http_protocol_errors",
+            "Connections refused below HTTP (malformed requests, header and body deadlines).",
+            ("reason",),
+            registry=registry,
+        )
+        info = Gauge("bastion_build_info", "Bastion's version.", ("version",), registry=registry)
+        info.labels(__version__).set(1)
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        self._requests: dict[tuple[str, str, int], Any] = {}
+        self._timings: dict[str, tuple[Any, Any, Any, Any]] = {}
+        self._errors: dict[tuple[int, str], Any] = {}
+        self._streams: dict[str, Any] = {}
+        self._refusals = {
+            reason: self.refusals.labels(reason)
+            for reason in (
+                "rate_limit",
+                "concurrency",
+                "spend_cap",
+                "insufficient_funds",
+                "store_unavailable",
+            )
+        }
+
+    # -- the hot path -----------------------------------------------------------------------
+
+    def request_done(
+        self,
+        endpoint: str,
+        model: str,
+        status: int,
+        total_s: float,
+        ttfb_s: float | None,
+        upstream_s: float | None,
+    ) -> None:
+        key = (endpoint, model, status)
+        child = self._requests.get(key)
+        if child is None:
+            child = self._requests[key] = self.requests.labels(endpoint, model, str(status))
+        child.inc()
+        timings = self._timings.get(endpoint)
+        if timings is None:
+            timings = self._timings[endpoint] = (
+                self.duration.labels(endpoint),
+                self.ttfb.labels(endpoint),
+                self.upstream.labels(endpoint),
+                self.overhead.labels(endpoint),
+            )
+        duration, ttfb, upstream, overhead = timings
+        duration.observe(total_s)
+        if ttfb_s is not None:
+            ttfb.observe(ttfb_s)
+        if upstream_s is not None:
+            upstream.observe(upstream_s)
+            overhead.observe(max(0.0, total_s - upstream_s))
+
+    def error(self, status: int, code: str) -> None:
+        key = (status, code)
+        child = self._errors.get(key)
+        if child is None:
+            child = self._errors[key] = self.errors.labels(str(status), code)
+        child.inc()
+
+    def stream_opened(self, endpoint: str) -> Callable[[], None]:
+        """Count an open stream; returns the function that counts it closed."""
+        gauge = self._streams.get(endpoint)
+        if gauge is None:
+            gauge = self._streams[endpoint] = self.open_streams.labels(endpoint)
+        gauge.inc()
+        return gauge.dec
+
+    def refused(self, reason: str) -> None:
+        child = self._refusals.get(reason)
+        if child is not None:
+            child.inc()
+
+    def store_error(self, store: str, operation: str) -> None:
+        self.store_errors.labels(store, operation).inc()
+
+    def charge(self, model: str, usage: Mapping[str, Any], cost_micros: int) -> None:
+        """A charge that became durable."""
+        if cost_micros:
+            self.charged.labels(model).inc(cost_micros)
+        for unit in USAGE_UNITS:
+            value = usage.get(unit)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+                self.usage.labels(model, unit).inc(value)
+
+    def protocol_error(self, reason: str) -> None:
+        self.protocol_errors.labels(reason).inc()
+
+    # -- scrape-time collectors -------------------------------------------------------------
+
+    def watch_circuits(self, snapshot: Callable[[], Mapping[str, Mapping[str, object]]]) -> None:
+        self.registry.register(_CircuitCollector(snapshot))
+
+    def watch_settlements(self, writer: Callable[[], SettlementCounters]) -> None:
+        self.registry.register(_SettlementCollector(writer))
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _CircuitCollector:
+    """Upstream deployment health from the passive-health circuits, read at scrape time."""
+
+    def __init__(self, snapshot: Callable[[], Mapping[str, Mapping[str, object]]]) -> None:
+        self._snapshot = snapshot
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # unchecked collector: its series appear as deployments are first used
+
+    def collect(self) -> Iterator[Metric]:
+        state = GaugeMetricFamily(
+            "bastion_upstream_circuit_state",
+            "Circuit state of each upstream deployment (1 for the current state).",
+            labels=("deployment", "state"),
+        )
+        up = GaugeMetricFamily(
+            "bastion_upstream_up",
+            "1 while a deployment's circuit lets requests through (closed or half-open).",
+            labels=("deployment",),
+        )
+        consecutive = GaugeMetricFamily(
+            "bastion_upstream_consecutive_failures",
+            "Failures in a row of each deployment.",
+            labels=("deployment",),
+        )
+        failures = CounterMetricFamily(
+            "bastion_upstream_failures",
+            "Failed attempts at each deployment (connect, timeout, 5xx, wrong type, redirect).",
+            labels=("deployment",),
+        )
+        successes = CounterMetricFamily(
+            "bastion_upstream_successes",
+            "Attempts each deployment answered usably.",
+            labels=("deployment",),
+        )
+        for name, circuit in self._snapshot().items():
+            current = str(circuit.get("state"))
+            for candidate in CIRCUIT_STATES:
+                state.add_metric([name, candidate], 1.0 if candidate == current else 0.0)
+            up.add_metric([name], 0.0 if current == "open" else 1.0)
+            consecutive.add_metric([name], _number(circuit.get("consecutive_failures")))
+            failures.add_metric([name], _number(circuit.get("failures")))
+            successes.add_metric([name], _number(circuit.get("successes")))
+        yield from (state, up, consecutive, failures, successes)
+
+
+class _SettlementCollector:
+    """The group-commit settlement writer's own counters, read at scrape time."""
+
+    def __init__(self, writer: Callable[[], SettlementCounters]) -> None:
+        self._writer = writer
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        writer = self._writer()
+        yield CounterMetricFamily(
+            "bastion_settlement_batches",
+            "Group-commit transactions written.",
+            value=writer.batches,
+        )
+        yield CounterMetricFamily(
+            "bastion_settlement_charges_written",
+            "Charges made durable by the settlement writer.",
+            value=writer.charges_written,
+        )
+        yield CounterMetricFamily(
+            "bastion_request_log_dropped",
+            "Usage-history rows dropped because the queue was full (the ledger is unaffected).",
+            value=writer.logs_dropped,
+        )
+        yield GaugeMetricFamily(
+            "bastion_store_of_record_failing",
+            "1 while the store of record refuses writes (admission answers 503 meanwhile).",
+            value=1.0 if writer.failing else 0.0,
+        )
+
+
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
