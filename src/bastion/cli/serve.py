@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import socket
 import sys
@@ -38,6 +39,7 @@ from bastion.storage.sql.database import Database
 DEMO_EMAIL = "demo@bastion.local"
 DEMO_PHONE = "+14155550100"
 DEMO_CREDIT_MICROS = 10_000_000
+DEMO_OPERATOR = "operator@bastion.local"
 
 
 def _use_uvloop() -> None:
@@ -277,7 +279,8 @@ def quickstart(ctx: CliContext, port: int, simulator_port: int, riva_port: int) 
         try:
             await server.start()
             secret = await _demo_key(runtime)
-            _print_welcome(server.url, secret)
+            password = await _demo_operator(runtime)
+            _print_welcome(server.url, secret, password)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
@@ -314,7 +317,26 @@ async def _demo_key(runtime: Runtime) -> str:
     return created.secret
 
 
-def _print_welcome(url: str, secret: str) -> None:
+async def _demo_operator(runtime: Runtime) -> str:
+    """An operator account for the dashboard, with a fresh random password for this run."""
+    from bastion.admin.accounts import AccountAdmin
+    from bastion.admin.passwords import hash_password
+    from bastion.storage.sql.credentials import SqlCredentials
+
+    db = runtime.db
+    account = await db.accounts.by_email(DEMO_OPERATOR)
+    if account is None:
+        account = await AccountAdmin(db, runtime.settings).create(
+            email=DEMO_OPERATOR, phone=DEMO_PHONE, tier="pro", actor="quickstart", role="operator"
+        )
+    password = secrets.token_urlsafe(12)
+    await SqlCredentials(db.engine).set_password(
+        account.id, await hash_password(password), actor="quickstart"
+    )
+    return password
+
+
+def _print_welcome(url: str, secret: str, password: str) -> None:
     out = sys.stdout
     print(
         f"""
@@ -350,6 +372,10 @@ Text to speech (NVIDIA Riva's shape; encoding 1 = LINEAR_PCM), saved as a playab
       -d '{{"text": "Hello from Bastion!", "language_code": "en-US", "encoding": 1,
            "sample_rate_hz": 22050, "voice_name": "English-US.Female-1"}}' \\
       -o hello.wav
+
+The dashboard: {url}/dashboard/
+Sign up as a customer (the phone verification code is printed in this log), or sign in as
+the demo operator: {DEMO_OPERATOR} / {password} (a new password at every start).
 
 Press Ctrl-C to stop.
 """,
