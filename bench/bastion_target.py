@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ CREDIT_USD = "1000000"
 
 
 def config_text(
-    nginx_port: int, simulator_port: int, *, access_log: bool, synchronous: str = "FULL"
+    nginx_port: int, simulator_port: int, *, access_log: bool, synchronous: str | None = None
 ) -> str:
     """The benchmark's configuration (``${...}`` values come from the environment)."""
     timeouts = "{ connect_s = 3, first_byte_s = 60, between_chunks_s = 60, total_s = 600 }"
@@ -36,7 +37,7 @@ port = "${{BASTION_PORT}}"
 [storage]
 database_url = "${{BASTION_DATABASE_URL:-}}"
 redis_url = "${{BASTION_REDIS_URL:-}}"
-sqlite_synchronous = "{synchronous}"
+{f'sqlite_synchronous = "{synchronous}"' if synchronous else "# sqlite_synchronous: the default"}
 
 [billing]
 default_tier = "{BENCH_TIER}"
@@ -98,7 +99,7 @@ def setup(
     database_url: str = "",
     redis_url: str = "",
     access_log: bool = True,
-    synchronous: str = "FULL",
+    synchronous: str | None = None,
 ) -> BastionSetup:
     workdir.mkdir(parents=True, exist_ok=True)
     config = workdir / "bastion.toml"
@@ -138,7 +139,7 @@ def provision(env: dict[str, str]) -> str:
         "accounts",
         "create",
         "--email",
-        f"bench-{os.getpid()}@bastion.local",
+        f"bench-{os.getpid()}-{time.monotonic_ns()}@bastion.local",
         "--phone",
         "+14155550100",
         "--tier",

@@ -51,7 +51,7 @@ ALL_TARGETS = (
     "direct",
     "floor",
     "bastion-embedded",
-    "bastion-embedded-normal",
+    "bastion-embedded-full",
     "bastion-scaled",
     "litellm-basic",
     "litellm-keys",
@@ -60,7 +60,7 @@ LABELS = {
     "direct": "direct (nginx / simulator)",
     "floor": "floor (bench/floor.py)",
     "bastion-embedded": "Bastion embedded (SQLite)",
-    "bastion-embedded-normal": "Bastion embedded, sqlite_synchronous = NORMAL",
+    "bastion-embedded-full": "Bastion embedded, sqlite_synchronous = FULL",
     "bastion-scaled": "Bastion scaled out (PostgreSQL + Redis)",
     "litellm-basic": "LiteLLM, master key only",
     "litellm-keys": "LiteLLM, per-key auth + Redis limiter + budget + cost",
@@ -143,6 +143,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default=10,
         help="raise the run's scheduling priority by this much when root (0: leave it)",
     )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="RUN_DIR",
+        help="only rewrite the summary of an earlier run from its raw results.json",
+    )
     parser.add_argument("--profile", action="store_true", help="also profile Bastion (py-spy)")
     parser.add_argument("--profile-seconds", type=float, default=20.0)
     parser.add_argument("--profile-only", action="store_true", help="profile, no comparison")
@@ -163,6 +170,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.report is not None:
+        run_dir = args.report.resolve()
+        text = report.markdown(json.loads((run_dir / "results.json").read_text()), run_dir)
+        (run_dir / "summary.md").write_text(text)
+        (RESULTS / "latest.md").write_text(text)
+        print(text)
+        return 0
     if cores() >= 2:
         os.sched_setaffinity(0, {int(OTHER_CPU)})
     if args.nice > 0 and os.geteuid() == 0:
@@ -276,7 +290,8 @@ def machine_info() -> dict[str, Any]:
             done = subprocess.run(cmd, capture_output=True, text=True, timeout=20, check=False)
         except OSError:
             return "n/a"
-        return (done.stdout + done.stderr).strip().splitlines()[0] if done else "n/a"
+        lines = (done.stdout + done.stderr).strip().splitlines()
+        return lines[0] if lines else "n/a"
 
     cpu = "unknown"
     with contextlib.suppress(OSError):
@@ -429,12 +444,12 @@ def _start_bastion(env: Env, name: str, port: int, api: str, cleanup: list[Any])
         database_url=database_url,
         redis_url=redis_url,
         access_log=not env.args.no_access_log,
-        synchronous="NORMAL" if name == "bastion-embedded-normal" else "FULL",
+        synchronous="FULL" if name == "bastion-embedded-full" else None,
     )
-    if name == "bastion-embedded-normal":
+    if name == "bastion-embedded-full":
         notes.append(
-            "WAL commits without fsync: durable if the gateway crashes, not if the machine "
-            "loses power; the shipped default is FULL"
+            "every commit fsynced (durable against power loss); the shipped default, NORMAL, "
+            "survives a gateway crash without an fsync per commit"
         )
     serve_env: dict[str, str] = dict(setup.env)
     if env.args.bastion_src is not None:
@@ -747,6 +762,8 @@ def _soak(env: Env, target: Target, sat_rps: float, groups: dict[str, int]) -> d
         flush=True,
     )
     pgid = target.proc.pid
+    time.sleep(2.0)  # idle: the previous phase's client connections are closed
+    fds_idle_before = fd_count(pgid)
     samples: list[dict[str, float]] = []
     start = time.monotonic()
     proc = env.procs.start(f"load-{target.name}-soak", cmd, cpus=OTHER_CPU, cwd=ROOT)
@@ -761,6 +778,8 @@ def _soak(env: Env, target: Target, sat_rps: float, groups: dict[str, int]) -> d
         )
         time.sleep(1.0)
     env.procs.stop(proc)
+    time.sleep(2.0)
+    fds_idle_after = fd_count(pgid)
     result: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     rss = [s["rss_mib"] for s in samples]
     base, peak_after, grown = growth(rss)
@@ -774,8 +793,11 @@ def _soak(env: Env, target: Target, sat_rps: float, groups: dict[str, int]) -> d
             "rss_peak_after_warmup_mib": peak_after,
             "rss_steady_mib": sum(tail) / len(tail) if tail else None,
             "rss_growth": grown,
-            "fds_after_warmup": samples[len(samples) // 5]["fds"] if samples else None,
-            "fds_end": samples[-1]["fds"] if samples else None,
+            # Idle before and after the soak: under load the count follows the number of
+            # open client connections; a leak shows as a difference at rest.
+            "fds_idle_before": fds_idle_before,
+            "fds_idle_after": fds_idle_after,
+            "fds_peak": max(s["fds"] for s in samples) if samples else None,
             "threads_end": samples[-1]["threads"] if samples else None,
         }
     )

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bastion.reload")
 
-RESTART_ONLY = ("listener", "storage", "auth", "log", "dashboard", "sms", "alerts")
+RESTART_ONLY = ("listener", "storage", "auth", "log", "dashboard", "sms", "alerts", "admin")
 
 
 def merge(current: Settings, fresh: Settings) -> tuple[Settings, list[str]]:

@@ -88,6 +88,9 @@ def serve(ctx: CliContext, host: str | None, port: int | None) -> None:
     def announce(s: Server) -> None:
         _announce_plain(s)
         click.echo(f"bastion: listening on {s.url}", err=True)
+        if len(s.bound) > 1:
+            host, plain_port = s.bound[1]
+            click.echo(f"bastion: plain-HTTP redirect listener on {host}:{plain_port}", err=True)
         if s.admin_url is not None:
             click.echo(f"bastion: admin listener (metrics, health) on {s.admin_url}", err=True)
 

@@ -119,7 +119,7 @@ class StreamMeter:
         return sse.frame(rewrite_model(orjson.dumps(chunk), self.needles))
 
     def _responses_event(self, event: bytes, kind: bytes | None, data: bytes) -> bytes | None:
-        if kind is None:
+        if not kind:  # no ``event:`` line, or an empty one (the default type): ask the data
             kind = _json_type(data)
         if kind in RESPONSES_TERMINAL:
             try:

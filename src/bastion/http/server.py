@@ -91,6 +91,17 @@ class Server:
 
     async def start(self) -> None:
         settings = self.runtime.settings
+        # every credential in these is a Secret (masked repr); URLs lose their passwords
+        log.debug(
+            "settings",
+            extra={
+                "file": settings.file,
+                "listener": repr(settings.listener),
+                "storage": repr(settings.storage),
+                "admin": repr(settings.admin),
+                "upstreams": [repr(u) for u in settings.upstreams.values()],
+            },
+        )
         await self.runtime.start()
         main = runner_for(create_app(self.runtime), self.runtime)
         await main.setup()

@@ -19,6 +19,8 @@ from bastion.settings import LogSettings
 
 _KEY = re.compile(r"qbt_[0-9A-Za-z]{8,}")
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
+_BASIC = re.compile(r"(?i)(basic\s+)[A-Za-z0-9+/=]{8,}")
+_URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s\"']*:)[^@\s\"']+@")
 SECRET_FIELDS = frozenset(
     {"password", "otp", "code", "secret", "token", "authorization", "api_key", "key_secret"}
 )
@@ -31,7 +33,9 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 
 
 def redact_text(text: str) -> str:
-    return _BEARER.sub(r"\1[redacted]", _KEY.sub("qbt_[redacted]", text))
+    """Keys, bearer and Basic credentials, and passwords in URLs (``redis://:pw@host``)."""
+    text = _BEARER.sub(r"\1[redacted]", _KEY.sub("qbt_[redacted]", text))
+    return _URL_PASSWORD.sub(r"\1[redacted]@", _BASIC.sub(r"\1[redacted]", text))
 
 
 def redact(value: Any, field: str = "") -> Any:

@@ -14,10 +14,17 @@ from bastion.storage.sql.keys import SqlKeyStore
 from bastion.storage.sql.ledger import SqlLedger
 from bastion.storage.sql.meta import SqlMeta
 from bastion.storage.sql.settlements import SqlSettlementWriter
+from bastion.storage.sql.sqlite_batch import SqliteBatchWriter
 
 
 class Database:
-    def __init__(self, engine: AsyncEngine, *, batch_max: int = 512) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        batch_max: int = 512,
+        sqlite: SqliteBatchWriter | None = None,
+    ) -> None:
         self.engine = engine
         self.accounts = SqlAccounts(engine)
         self.keys = SqlKeyStore(engine)
@@ -25,11 +32,15 @@ class Database:
         self.changes = SqlChangeFeed(engine)
         self.audit = SqlAuditLog(engine)
         self.meta = SqlMeta(engine)
-        self.settlements = SqlSettlementWriter(engine, batch_max=batch_max)
+        self.settlements = SqlSettlementWriter(engine, batch_max=batch_max, sqlite=sqlite)
 
     @classmethod
     def open(cls, storage: StorageSettings, *, batch_max: int = 512) -> Database:
-        return cls(create_engine(storage), batch_max=batch_max)
+        sqlite = None
+        if storage.is_sqlite:  # the hot write goes straight to the stdlib driver
+            path = storage.database_url[len("sqlite:///") :]
+            sqlite = SqliteBatchWriter(path, storage.sqlite_synchronous)
+        return cls(create_engine(storage), batch_max=batch_max, sqlite=sqlite)
 
     async def migrate(self) -> tuple[str | None, str]:
         return await migrate.upgrade(self.engine)

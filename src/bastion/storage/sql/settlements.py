@@ -25,6 +25,7 @@ from bastion.core.calendar import day_of, month_of
 from bastion.core.records import Charge, RequestLogEntry
 from bastion.errors import StoreUnavailableError
 from bastion.storage.sql.engine import translated_errors
+from bastion.storage.sql.sqlite_batch import DuplicateChargeError, SqliteBatchWriter
 from bastion.storage.sql.tables import accounts, ledger, request_log
 
 log = logging.getLogger("bastion.settlement")
@@ -40,8 +41,11 @@ class _Pending:
 
 
 class SqlSettlementWriter:
-    def __init__(self, engine: AsyncEngine, *, batch_max: int = 512) -> None:
+    def __init__(
+        self, engine: AsyncEngine, *, batch_max: int = 512, sqlite: SqliteBatchWriter | None = None
+    ) -> None:
         self._engine = engine
+        self._sqlite = sqlite
         self._batch_max = batch_max
         self._charges: deque[_Pending] = deque()
         self._logs: deque[RequestLogEntry] = deque(maxlen=MAX_PENDING_LOGS)
@@ -68,6 +72,8 @@ class SqlSettlementWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._sqlite is not None:
+            await self._sqlite.close()
 
     async def charge(self, charge: Charge) -> int | None:
         """Durably record a charge; returns the account version after it (None if an identical
@@ -155,6 +161,11 @@ class SqlSettlementWriter:
     async def _write(
         self, batch: list[_Pending], logs: list[RequestLogEntry]
     ) -> dict[str, int | None]:
+        if self._sqlite is not None:
+            try:
+                return await self._sqlite.write([p.charge for p in batch], logs)
+            except DuplicateChargeError:
+                raise IntegrityError("duplicate in batch", None, Exception()) from None
         async with translated_errors(), self._engine.begin() as conn:
             versions = await _write_charges(conn, [p.charge for p in batch])
             if logs:
@@ -168,16 +179,14 @@ class SqlSettlementWriter:
         versions: dict[str, int | None] = {}
         for item in batch:
             try:
-                async with translated_errors(), self._engine.begin() as conn:
-                    versions.update(await _write_charges(conn, [item.charge]))
+                versions.update(await self._write([item], []))
             except IntegrityError:
                 versions[item.charge.request_id] = None
             except StoreUnavailableError as exc:
                 item.done.set_exception(exc)
         for entry in logs:
             with contextlib.suppress(IntegrityError, StoreUnavailableError):
-                async with translated_errors(), self._engine.begin() as conn:
-                    await conn.execute(request_log.insert(), [_log_row(entry)])
+                await self._write([], [entry])
         return versions
 
 

@@ -1,0 +1,109 @@
+"""One structured JSON line per request, with everything an operator needs and no secret."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+from collections.abc import Iterator
+
+import orjson
+import pytest
+
+from bastion.observability.logging import JsonFormatter, redact, redact_text
+from tests.support.harness import Stack
+
+
+@pytest.fixture
+def lines() -> Iterator[io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("bastion.request")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield stream
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def _records(stream: io.StringIO) -> list[dict[str, object]]:
+    return [orjson.loads(line) for line in stream.getvalue().splitlines()]
+
+
+async def test_one_line_per_request_with_ids_timings_usage_and_cost(
+    stack: Stack, lines: io.StringIO
+) -> None:
+    account, key = await stack.account_and_key()
+    client = stack.client(key)
+    raw = await client.chat.completions.with_raw_response.create(
+        model="gpt-oss-20b", messages=[{"role": "user", "content": "hello"}], max_tokens=5
+    )
+    raw.parse()
+    async with client.chat.completions.with_streaming_response.create(
+        model="gpt-oss-20b",
+        messages=[{"role": "user", "content": "hello"}],
+        max_tokens=5,
+        stream=True,
+    ) as streamed:
+        stream_id = streamed.headers["x-request-id"]
+        async for _chunk in await streamed.parse():
+            pass
+    for _ in range(200):  # the stream's line is written as its handler returns (bounded wait)
+        if len(_records(lines)) == 2:
+            break
+        await asyncio.sleep(0.01)
+    unary, stream = _records(lines)
+    for record, request_id in ((unary, raw.headers["x-request-id"]), (stream, stream_id)):
+        assert record["request_id"] == request_id
+        assert record["msg"] == "request"
+        assert record["logger"] == "bastion.request"
+        assert record["account_id"] == account
+        assert str(record["key_id"]).startswith("key_")
+        assert record["model"] == "gpt-oss-20b"
+        assert record["endpoint"] == "chat"
+        assert record["method"] == "POST"
+        assert record["path"] == "/v1/chat/completions"
+        assert record["status"] == 200
+        for timing in ("duration_ms", "ttfb_ms", "upstream_ms", "overhead_ms"):
+            assert isinstance(record[timing], float), timing
+        assert record["upstream_ms"] <= record["duration_ms"]  # type: ignore[operator]
+        assert record["cost_micros"] > 0  # type: ignore[operator]
+        usage = record["usage"]
+        assert isinstance(usage, dict)
+        assert usage["input_tokens"] > 0
+        assert usage["output_tokens"] > 0
+        assert key not in orjson.dumps(record).decode()
+
+
+async def test_refused_requests_are_logged_with_their_code(
+    stack: Stack, lines: io.StringIO
+) -> None:
+    async with stack.http.post(
+        f"{stack.url}/v1/embeddings", headers={"Authorization": "Bearer qbt_nope"}, json={}
+    ) as response:
+        assert response.status == 401
+        request_id = response.headers["x-request-id"]
+    [record] = _records(lines)
+    assert record["request_id"] == request_id
+    assert record["status"] == 401
+    assert record["error"] == "invalid_api_key"
+    assert record["endpoint"] == "embeddings"
+    assert "qbt_nope" not in lines.getvalue()
+
+
+def test_redaction_of_text_and_fields() -> None:
+    assert redact_text("Authorization: Bearer sk-abc.def") == "Authorization: Bearer [redacted]"
+    assert redact_text("Authorization: Basic dXNlcjpwYXNzd29yZA==") == (
+        "Authorization: Basic [redacted]"
+    )
+    assert redact_text("postgresql://bastion:s3cret@db:5432/bastion") == (
+        "postgresql://bastion:[redacted]@db:5432/bastion"
+    )
+    assert redact_text("redis://:pw@cache:6379/0") == "redis://:[redacted]@cache:6379/0"
+    assert "qbt_" + "A" * 38 not in redact_text("key qbt_" + "A" * 38)
+    assert redact({"password": "x", "nested": {"otp": "123456", "note": "Bearer t0k3n"}}) == {
+        "password": "[redacted]",
+        "nested": {"otp": "[redacted]", "note": "Bearer [redacted]"},
+    }
