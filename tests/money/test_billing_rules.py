@@ -247,10 +247,12 @@ async def test_charge_that_cannot_be_written_fails_the_request_and_costs_nothing
 ) -> None:
     account_id, secret = await stack.account_and_key()
 
-    async def down(*_args: object) -> None:
-        raise StoreUnavailableError()
+    def down(*_args: object) -> asyncio.Future[int | None]:
+        failed: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+        failed.set_exception(StoreUnavailableError())
+        return failed
 
-    monkeypatch.setattr(stack.runtime.db.settlements, "charge", down)
+    monkeypatch.setattr(stack.runtime.db.settlements, "enqueue", down)
     body = {"model": MODEL, "messages": MESSAGES, "max_tokens": 3, "stream": stream}
     if stream:
         async with http.post(

@@ -80,7 +80,9 @@ class Ticket:
             return
         self.released = True
         try:
-            await asyncio.shield(self._store.release(self.request_id, charge, version))
+            # not shielded: an in-process release never suspends, and a Redis one cut short
+            # leaves a lease and hold that lapse by themselves
+            await self._store.release(self.request_id, charge, version)
         except StoreUnavailableError:
             # The hold and slot expire by themselves (lease TTL); nothing is lost but time.
             log.warning("release failed; hold will expire", extra={"request_id": self.request_id})
@@ -153,12 +155,10 @@ class Admission:
         raise ServiceUnavailableError("Admission could not settle on an answer, retry shortly")
 
     async def _ask(self, request: AdmitRequest) -> AdmitResult:
+        # No timer here: the in-process store never waits, and the Redis client's own socket
+        # and pool timeouts are store_timeout_s (one timer fewer per request).
         try:
-            async with asyncio.timeout(self._timeout):
-                return await self._store.admit(request)
-        except TimeoutError:
-            self._metrics.store_error("admission", "admit")
-            raise StoreUnavailableError() from None
+            return await self._store.admit(request)
         except StoreUnavailableError:
             self._metrics.store_error("admission", "admit")
             raise

@@ -54,7 +54,10 @@ class Outcome:
     status: int = 0
     usage: Usage | None = None
     cost: int = 0
-    charge: asyncio.Task[tuple[int, int | None]] | None = field(default=None)
+    charged: bool = False
+    """The charge was started (it may be free: then ``charge`` stays None)."""
+    charge: asyncio.Future[int | None] | None = field(default=None)
+    """The ledger version of the charge, once durable."""
     exchange: Exchange | None = None
     forwarding_since: float = field(default_factory=time.perf_counter)
     """When the request was admitted: the upstream phase runs from here until its answer
@@ -117,15 +120,16 @@ class Gateway:
         if outcome.forwarded_s is None:
             outcome.forwarded_s = time.perf_counter() - outcome.forwarding_since
         outcome.usage = usage
-        outcome.charge = asyncio.ensure_future(
-            self.settler.charge(outcome.ticket, outcome.model, outcome.endpoint.value, usage)
+        outcome.charged = True
+        outcome.cost, outcome.charge = self.settler.charge(
+            outcome.ticket, outcome.model, outcome.endpoint.value, usage
         )
 
     async def charge(self, outcome: Outcome, usage: Usage) -> None:
         """Write the charge and wait until it is durable (commit before completion)."""
         self.start_charge(outcome, usage)
-        assert outcome.charge is not None
-        await asyncio.shield(outcome.charge)
+        if outcome.charge is not None:
+            await asyncio.shield(outcome.charge)
 
     async def finish(self, outcome: Outcome) -> None:
         """Release the hold (applying the charge, if one was written) and log the request."""
@@ -134,7 +138,7 @@ class Gateway:
         version: int | None = None
         if outcome.charge is not None:
             try:
-                outcome.cost, version = await asyncio.shield(outcome.charge)
+                version = await asyncio.shield(outcome.charge)
             except StoreUnavailableError:
                 outcome.cost, version = 0, None
                 self.metrics.store_error("ledger", "charge")
@@ -263,11 +267,9 @@ class Gateway:
             )
         # Commit before completion: the body's last byte leaves only once its charge is durable.
         self.start_charge(outcome, usage)
-        assert outcome.charge is not None
         outcome.status = 200
-        await sink.respond(
-            200, answer_bytes, "application/json", headers, durable=asyncio.shield(outcome.charge)
-        )
+        durable = None if outcome.charge is None else asyncio.shield(outcome.charge)
+        await sink.respond(200, answer_bytes, "application/json", headers, durable=durable)
 
     async def _stream(
         self,
@@ -366,7 +368,7 @@ class Gateway:
             # reached the client (a client gone before the first byte pays nothing).
             reply.close()
             outcome.status = 499
-            if sent_any and outcome.charge is None:
+            if sent_any and not outcome.charged:
                 self.start_charge(outcome, meter.produced())
             raise
         finally:

@@ -6,6 +6,7 @@ repeated write a no-op.  A request that failed is never charged; its hold is rel
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import orjson
@@ -24,17 +25,17 @@ class Settler:
     def __init__(self, writer: SqlSettlementWriter) -> None:
         self._writer = writer
 
-    async def charge(
+    def charge(
         self, ticket: Ticket, model: Model, endpoint: str, usage: Usage
-    ) -> tuple[int, int | None]:
-        """Durably record the charge for ``usage``; returns (cost, ledger version).
-
-        Raises StoreUnavailableError when the charge cannot be written: the caller must then
-        fail the request rather than deliver it unbilled."""
+    ) -> tuple[int, asyncio.Future[int | None] | None]:
+        """Start recording the charge for ``usage``: (cost, a future of the ledger version
+        once it is durable) — no future for a free request.  The future raises
+        StoreUnavailableError when the charge cannot be written: the caller must then fail
+        the request rather than deliver it unbilled."""
         cost = price_usage(usage, model.price)
         if cost <= 0:
             return 0, None
-        version = await self._writer.charge(
+        return cost, self._writer.enqueue(
             Charge(
                 request_id=ticket.request_id,
                 account_id=ticket.principal.account.id,
@@ -46,7 +47,6 @@ class Settler:
                 created_ms=now_ms(),
             )
         )
-        return cost, version
 
     def record(
         self,

@@ -50,6 +50,17 @@ def redact(value: Any, field: str = "") -> Any:
     return value
 
 
+def _by_name(value: Any, field: str) -> Any:
+    """Secret-named fields masked, at any depth; text is left for one pass over the line."""
+    if field.lower() in SECRET_FIELDS:
+        return "[redacted]"
+    if isinstance(value, dict):
+        return {k: _by_name(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_by_name(v, "") for v in value]
+    return value
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -57,14 +68,16 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": redact_text(record.getMessage()),
+            "msg": record.getMessage(),
         }
         for name, value in record.__dict__.items():
-            if name not in _STANDARD and not name.startswith("_"):
-                entry[name] = redact(value, name)
+            if name not in _STANDARD and name[0] != "_":
+                entry[name] = _by_name(value, name)
         if record.exc_info:
-            entry["exc"] = redact_text(self.formatException(record.exc_info))
-        return orjson.dumps(entry, default=str).decode()
+            entry["exc"] = self.formatException(record.exc_info)
+        # One redaction pass over the serialised line (cheaper than one per field, and the
+        # patterns cannot straddle a JSON quote, so the line stays valid JSON).
+        return redact_text(orjson.dumps(entry, default=str).decode())
 
 
 class TextFormatter(logging.Formatter):

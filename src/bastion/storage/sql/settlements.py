@@ -75,16 +75,22 @@ class SqlSettlementWriter:
         if self._sqlite is not None:
             await self._sqlite.close()
 
-    async def charge(self, charge: Charge) -> int | None:
-        """Durably record a charge; returns the account version after it (None if an identical
-        charge was already recorded).  Raises StoreUnavailableError if it could not be written."""
-        if self._closing and self._task is None:
-            raise StoreUnavailableError("the gateway is shutting down")
+    def enqueue(self, charge: Charge) -> asyncio.Future[int | None]:
+        """Queue a charge for the next group commit; the future gives the account's ledger
+        version after it (None if an identical charge was already recorded), or raises
+        StoreUnavailableError if it could not be written."""
         pending = _Pending(charge)
+        if self._closing and self._task is None:
+            pending.done.set_exception(StoreUnavailableError("the gateway is shutting down"))
+            return pending.done
         self._charges.append(pending)
         self._wakeup.set()
+        return pending.done
+
+    async def charge(self, charge: Charge) -> int | None:
+        """Durably record a charge (see :meth:`enqueue`)."""
         # Shielded: a caller that goes away must not un-write a charge already in flight.
-        return await asyncio.shield(pending.done)
+        return await asyncio.shield(self.enqueue(charge))
 
     def log(self, entry: RequestLogEntry) -> None:
         if len(self._logs) == self._logs.maxlen:
