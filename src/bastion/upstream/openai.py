@@ -12,7 +12,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -49,34 +48,18 @@ class Deadline:
         return min(cap, left)
 
 
-class _FirstByte:
-    """The first-byte timer of one attempt.  Until a connection is ready the wait for the
-    reply's headers is bounded by ``connect_s + first_byte_s``; once it is (a new connection
-    made, or a pooled one taken), by ``first_byte_s`` from then on, within the total deadline."""
-
-    __slots__ = ("_deadline", "_first_byte_s", "_timer")
-
-    def __init__(self, timer: asyncio.Timeout, first_byte_s: float, deadline: Deadline) -> None:
-        self._timer = timer
-        self._first_byte_s = first_byte_s
-        self._deadline = deadline
-
-    def connected(self) -> None:
-        left = min(self._first_byte_s, self._deadline.at - time.monotonic())
-        self._timer.reschedule(asyncio.get_running_loop().time() + max(0.0, left))
-
-
-async def _connection_ready(
-    _session: aiohttp.ClientSession, context: SimpleNamespace, _params: object
-) -> None:
-    attempt = context.trace_request_ctx
-    if isinstance(attempt, _FirstByte):
-        attempt.connected()
-
-
-_TRACE = aiohttp.TraceConfig()
-_TRACE.on_connection_create_end.append(_connection_ready)
-_TRACE.on_connection_reuseconn.append(_connection_ready)
+def _read_gap(response: aiohttp.ClientResponse, seconds: float) -> None:
+    """Set the read timer of the response's connection to ``seconds`` from now on."""
+    connection = response.connection
+    protocol = connection.protocol if connection is not None else None
+    if protocol is None:
+        return  # the body is already complete
+    protocol.read_timeout = seconds
+    # aiohttp re-arms its timer on the next bytes; re-arm it now so the gap before the first
+    # body bytes is measured with the new limit too (pinned aiohttp: tests cover this)
+    rearm = getattr(protocol, "_reschedule_timeout", None)
+    if callable(rearm):
+        rearm()
 
 
 class UpstreamReply:
@@ -94,9 +77,9 @@ class UpstreamReply:
         self.content_type = response.content_type
 
     async def body(self, limit: int = 256 * 1024 * 1024) -> bytes:
+        # aiohttp's own timers bound this read: the request's total, and sock_read per gap
         try:
-            async with asyncio.timeout(self._deadline.left(self._settings.timeouts.total_s)):
-                data = await self._response.content.read(limit + 1)
+            data = await self._response.content.read(limit + 1)
         except TimeoutError:
             raise UpstreamAttemptError(
                 "the upstream did not finish in time", retryable=False
@@ -110,11 +93,10 @@ class UpstreamReply:
     async def chunks(self) -> AsyncIterator[bytes]:
         """Body chunks as they arrive; a gap longer than the between-chunk timeout fails."""
         content = self._response.content
-        gap = self._settings.timeouts.between_chunks_s
+        # every gap is bounded by aiohttp's read timer (set to between_chunks_s in send)
         while True:
             try:
-                async with asyncio.timeout(self._deadline.left(gap)):
-                    chunk = await content.readany()
+                chunk = await content.readany()
             except TimeoutError:
                 raise UpstreamAttemptError(
                     "the upstream stopped sending before the end", retryable=False
@@ -163,7 +145,6 @@ class OpenAIUpstream:
                 auto_decompress=True,
                 skip_auto_headers=("User-Agent",),
                 headers={"User-Agent": "bastion"},
-                trace_configs=[_TRACE],
             )
         return self._session
 
@@ -184,17 +165,20 @@ class OpenAIUpstream:
             headers.update(extra_headers)
         timeouts = self.settings.timeouts
         url = self.settings.base_url + path
+        # aiohttp's own timers, set once per request (no timer of ours per await): connect;
+        # the read timer, armed once connected, bounds the wait for the first byte; the
+        # whole exchange.  Once the head is in, the read timer becomes the between-chunk gap.
+        timeout = aiohttp.ClientTimeout(
+            total=deadline.left(timeouts.total_s),
+            sock_connect=timeouts.connect_s,
+            sock_read=timeouts.first_byte_s,
+        )
         try:
-            async with asyncio.timeout(
-                deadline.left(timeouts.connect_s + timeouts.first_byte_s)
-            ) as timer:
-                response = await self._client().post(
-                    url,
-                    data=data,
-                    headers=headers,
-                    allow_redirects=False,
-                    trace_request_ctx=_FirstByte(timer, timeouts.first_byte_s, deadline),
-                )
+            response = await self._client().post(
+                url, data=data, headers=headers, allow_redirects=False, timeout=timeout
+            )
+            if timeouts.between_chunks_s != timeouts.first_byte_s:
+                _read_gap(response, timeouts.between_chunks_s)
         except TimeoutError:
             raise UpstreamAttemptError(
                 "the upstream did not answer in time", retryable=True
