@@ -121,6 +121,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--soak-seconds", type=float, default=600.0, help="soak per target")
     parser.add_argument("--soak-rate", type=float, default=200.0)
     parser.add_argument(
+        "--rest-seconds",
+        type=float,
+        default=35.0,
+        help="idle time before and after each soak, for the file-descriptor reading at rest "
+        "(longer than the upstream pool's 30 s keep-alive)",
+    )
+    parser.add_argument(
         "--tokens-per-second", type=float, default=100.0, help="simulator pacing of streams"
     )
     parser.add_argument("--first-token-ms", type=float, default=20.0)
@@ -762,7 +769,9 @@ def _soak(env: Env, target: Target, sat_rps: float, groups: dict[str, int]) -> d
         flush=True,
     )
     pgid = target.proc.pid
-    time.sleep(2.0)  # idle: the previous phase's client connections are closed
+    # At rest, after the upstream pool's idle connections expired (30 s keep-alive): a leak
+    # is what is still open then, compared with the same reading before the soak.
+    time.sleep(args.rest_seconds)
     fds_idle_before = fd_count(pgid)
     samples: list[dict[str, float]] = []
     start = time.monotonic()
@@ -778,7 +787,7 @@ def _soak(env: Env, target: Target, sat_rps: float, groups: dict[str, int]) -> d
         )
         time.sleep(1.0)
     env.procs.stop(proc)
-    time.sleep(2.0)
+    time.sleep(args.rest_seconds)
     fds_idle_after = fd_count(pgid)
     result: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     rss = [s["rss_mib"] for s in samples]
@@ -797,6 +806,7 @@ def _soak(env: Env, target: Target, sat_rps: float, groups: dict[str, int]) -> d
             # open client connections; a leak shows as a difference at rest.
             "fds_idle_before": fds_idle_before,
             "fds_idle_after": fds_idle_after,
+            "rest_seconds": args.rest_seconds,
             "fds_peak": max(s["fds"] for s in samples) if samples else None,
             "threads_end": samples[-1]["threads"] if samples else None,
         }
