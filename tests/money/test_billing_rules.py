@@ -264,15 +264,19 @@ async def test_charge_that_cannot_be_written_fails_the_request_and_costs_nothing
         assert b"[DONE]" not in raw
         assert b'"code":"service_unavailable"' in raw
     else:
-        # The head and all but the last byte were sent before the commit failed: the
-        # connection is aborted so the client can never hold a complete, unbilled answer.
-        with pytest.raises(aiohttp.ClientError):
-            async with http.post(
-                f"{stack.url}/v1/chat/completions",
-                json=body,
-                headers={"Authorization": f"Bearer {secret}"},
-            ) as response:
-                await response.read()
+        # The answer was held back whole until the commit: the client gets a 503 in its place.
+        async with http.post(
+            f"{stack.url}/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {secret}"},
+        ) as response:
+            raw = await response.read()
+            assert response.status == 503
+            assert response.headers["retry-after"] == "1"
+            assert response.headers["x-request-id"].startswith("req_")
+            assert "x-ratelimit-limit-requests" in response.headers
+        assert b'"code":"service_unavailable"' in raw
+        assert b"choices" not in raw
     monkeypatch.undo()
     assert await charges(stack, account_id) == []
     assert await holds_released(stack, account_id)

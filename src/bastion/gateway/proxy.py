@@ -18,6 +18,7 @@ import orjson
 
 from bastion.core.calendar import now_ms
 from bastion.core.catalog import Catalog, Deployment, Endpoint, Model, Tier
+from bastion.core.delivery import Delivery
 from bastion.core.estimate import estimated_prompt_tokens, worst_case
 from bastion.core.records import Principal
 from bastion.core.usage import Usage, price_usage
@@ -25,7 +26,7 @@ from bastion.errors import BastionError, StoreUnavailableError, UpstreamError
 from bastion.gateway.admission import Admission, Ticket
 from bastion.gateway.forward import Forwarder
 from bastion.gateway.settlement import Settler
-from bastion.gateway.sink import ClientGoneError, Exchange, Sink
+from bastion.gateway.sink import NOT_BILLED, ClientGoneError, Exchange, Sink
 from bastion.gateway.streaming import StreamMeter, error_event, model_rewriter, rewrite_model
 from bastion.gateway.validation import validate, wants_stream, wants_usage_chunk
 from bastion.observability.metrics import Metrics
@@ -114,7 +115,9 @@ class Gateway:
         await ticket.release()
         exchange.headers.update(ticket.headers)
 
-    def start_charge(self, outcome: Outcome, usage: Usage) -> None:
+    def start_charge(
+        self, outcome: Outcome, usage: Usage, delivery: Delivery | None = None
+    ) -> None:
         """Begin writing the charge in a task of its own: if the client leaves while it is
         being committed, the commit still completes and the cache still learns of it."""
         if outcome.forwarded_s is None:
@@ -122,14 +125,29 @@ class Gateway:
         outcome.usage = usage
         outcome.charged = True
         outcome.cost, outcome.charge = self.settler.charge(
-            outcome.ticket, outcome.model, outcome.endpoint.value, usage
+            outcome.ticket, outcome.model, outcome.endpoint.value, usage, delivery
         )
 
-    async def charge(self, outcome: Outcome, usage: Usage) -> None:
-        """Write the charge and wait until it is durable (commit before completion)."""
-        self.start_charge(outcome, usage)
-        if outcome.charge is not None:
-            await asyncio.shield(outcome.charge)
+    async def answer(
+        self,
+        outcome: Outcome,
+        usage: Usage,
+        sink: Sink,
+        body: bytes,
+        content_type: str,
+        headers: Mapping[str, str],
+    ) -> None:
+        """Charge ``usage`` and send the 200 answer, commit before completion: its bytes
+        leave the moment the charge is durable, or never (a 503 instead) if it cannot be."""
+        delivery = Delivery()
+        self.start_charge(outcome, usage, delivery)
+        outcome.status = 200
+        durable = None if outcome.charge is None else asyncio.shield(outcome.charge)
+        try:
+            await sink.respond(200, body, content_type, headers, durable, delivery)
+        except StoreUnavailableError:
+            outcome.status = 503
+            raise
 
     async def finish(self, outcome: Outcome) -> None:
         """Release the hold (applying the charge, if one was written) and log the request."""
@@ -265,11 +283,7 @@ class Gateway:
             answer_bytes = rewrite_model(
                 answer_bytes, model_rewriter(deployment.upstream_model, name)
             )
-        # Commit before completion: the body's last byte leaves only once its charge is durable.
-        self.start_charge(outcome, usage)
-        outcome.status = 200
-        durable = None if outcome.charge is None else asyncio.shield(outcome.charge)
-        await sink.respond(200, answer_bytes, "application/json", headers, durable=durable)
+        await self.answer(outcome, usage, sink, answer_bytes, "application/json", headers)
 
     async def _stream(
         self,
@@ -347,22 +361,22 @@ class Gateway:
             if not sent_any:
                 await sink.open_stream({**headers, **STREAM_HEADERS})
                 sent_any = True
-            try:
-                await self.charge(outcome, meter.produced())
-            except StoreUnavailableError:
-                outcome.status = 503
-                await sink.write(
-                    error_event(
-                        "The request could not be billed; it was not charged. Retry shortly.",
-                        code="service_unavailable",
-                    )
-                )
-                await sink.close_stream()
-                return
-            # Commit before completion: the usage chunk and [DONE] follow the durable charge.
+            # Commit before completion: the usage chunk and [DONE] leave the moment the
+            # charge is durable, and never if it cannot be written.
+            delivery = Delivery()
+            self.start_charge(outcome, meter.produced(), delivery)
             final = (meter.held_usage_chunk or b"") + (meter.terminal or b"")
             outcome.status = 200
-            await sink.close_stream(final)
+            try:
+                await sink.close_stream(
+                    final,
+                    None if outcome.charge is None else asyncio.shield(outcome.charge),
+                    delivery,
+                    error_event(NOT_BILLED, code="service_unavailable"),
+                )
+            except StoreUnavailableError:
+                outcome.status = 503
+                return
         except (ClientGoneError, asyncio.CancelledError):
             # The client left: stop the upstream now, bill what it produced if anything
             # reached the client (a client gone before the first byte pays nothing).

@@ -13,6 +13,7 @@ import orjson
 
 from bastion.core.calendar import now_ms
 from bastion.core.catalog import Model
+from bastion.core.delivery import Delivery
 from bastion.core.records import Charge, RequestLogEntry
 from bastion.core.usage import Usage, price_usage
 from bastion.gateway.admission import Ticket
@@ -26,12 +27,18 @@ class Settler:
         self._writer = writer
 
     def charge(
-        self, ticket: Ticket, model: Model, endpoint: str, usage: Usage
+        self,
+        ticket: Ticket,
+        model: Model,
+        endpoint: str,
+        usage: Usage,
+        delivery: Delivery | None = None,
     ) -> tuple[int, asyncio.Future[int | None] | None]:
         """Start recording the charge for ``usage``: (cost, a future of the ledger version
         once it is durable) — no future for a free request.  The future raises
         StoreUnavailableError when the charge cannot be written: the caller must then fail
-        the request rather than deliver it unbilled."""
+        the request rather than deliver it unbilled.  Bytes handed to ``delivery`` leave
+        right after the commit."""
         cost = price_usage(usage, model.price)
         if cost <= 0:
             return 0, None
@@ -45,7 +52,8 @@ class Settler:
                 endpoint=endpoint,
                 usage=orjson.dumps(usage.as_dict()).decode(),
                 created_ms=now_ms(),
-            )
+            ),
+            delivery,
         )
 
     def record(

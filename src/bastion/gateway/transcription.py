@@ -85,9 +85,7 @@ async def handle_transcription(
             reply.release()
         finally:
             reply.close()
-        await gateway.charge(outcome, usage)
-        outcome.status = 200
-        await sink.respond(200, answer, reply.content_type, exchange.headers)
+        await gateway.answer(outcome, usage, sink, answer, reply.content_type, exchange.headers)
     except BastionError as error:
         outcome.status = error.status
         raise

@@ -177,9 +177,7 @@ async def handle_tts(
             "X-Audio-Encoding": audio_format.name,
         }
         # Commit before completion: the audio leaves only once its charge is durable.
-        await gateway.charge(outcome, usage)
-        outcome.status = 200
-        await sink.respond(200, audio, content_type, headers)
+        await gateway.answer(outcome, usage, sink, audio, content_type, headers)
     except BastionError as error:
         outcome.status = error.status
         raise

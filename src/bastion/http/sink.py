@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Mapping
+import os
+from collections.abc import Awaitable, Coroutine, Mapping
+from typing import Any
 
+import orjson
 from aiohttp import web
 
-from bastion.gateway.sink import ClientGoneError
+from bastion.core.delivery import Delivery
+from bastion.errors import BastionError
+from bastion.gateway.sink import NOT_BILLED, ClientGoneError
+
+
+class _Capture:
+    """Stands in for the connection while aiohttp renders a response's last bytes, so they
+    can be handed to the settlement writer instead of sent (aiohttp's state advances as if
+    they were)."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+
+    def write(self, data: Any) -> None:
+        self.parts.append(bytes(data))
+
+    def writelines(self, chunks: Any) -> None:
+        self.parts.extend(bytes(c) for c in chunks)
+
+    def is_closing(self) -> bool:
+        return False
 
 
 class AiohttpSink:
@@ -28,23 +53,23 @@ class AiohttpSink:
         content_type: str,
         headers: Mapping[str, str],
         durable: Awaitable[object] | None = None,
+        delivery: Delivery | None = None,
     ) -> None:
-        response = web.StreamResponse(status=status, headers=headers)
-        response.content_type = content_type
-        response.content_length = len(body)
+        # A Response (not a StreamResponse) holds its head back until the body is written,
+        # so the whole answer leaves in one write once the charge is durable, and if the
+        # charge cannot be written the client gets a 503 instead.
+        response = web.Response(
+            status=status, body=body, content_type=content_type, headers=headers
+        )
         self.response = response
         try:
-            # The head is built now but held back (aiohttp sends it with the first body
-            # bytes), so once the charge is durable the whole answer leaves in one write.
             await response.prepare(self._request)
-            if durable is not None:
-                try:
-                    await durable
-                except BaseException:
-                    if self._request.transport is not None:
-                        self._request.transport.abort()  # the client must see no answer
-                    raise
-            await response.write(body)
+            if durable is None:
+                await response.write_eof()
+                return
+            if await self._hand_over(response.write_eof(), delivery, durable, b""):
+                return
+            await self._durable(durable, b"")
             await response.write_eof()
         except (ConnectionError, RuntimeError) as exc:
             raise ClientGoneError() from exc
@@ -67,9 +92,120 @@ class AiohttpSink:
         except (ConnectionError, RuntimeError) as exc:
             raise ClientGoneError() from exc
 
-    async def close_stream(self, final: bytes = b"") -> None:
-        if self._stream is not None:
+    async def close_stream(
+        self,
+        final: bytes = b"",
+        durable: Awaitable[object] | None = None,
+        delivery: Delivery | None = None,
+        failure: bytes = b"",
+    ) -> None:
+        stream = self._stream
+        if stream is None:
+            return
+        try:
+            if durable is None:
+                await stream.write_eof(final)
+                return
+            if await self._hand_over(stream.write_eof(final), delivery, durable, failure):
+                return
             try:
-                await self._stream.write_eof(final)
-            except (ConnectionError, RuntimeError) as exc:
-                raise ClientGoneError() from exc
+                await durable
+            except BastionError:
+                await stream.write_eof(failure)
+                raise
+            await stream.write_eof(final)
+        except (ConnectionError, RuntimeError) as exc:
+            raise ClientGoneError() from exc
+
+    # -- commit before completion ----------------------------------------------------------
+
+    async def _hand_over(
+        self,
+        render: Coroutine[Any, Any, None],
+        delivery: Delivery | None,
+        durable: Awaitable[object],
+        failure: bytes,
+    ) -> bool:
+        """Render the response's last bytes and hand them to the settlement writer, which
+        sends them right after the commit; then wait for the charge.  False, with nothing
+        rendered, when they cannot be handed over: the caller then waits and sends."""
+        transport = self._request.transport
+        protocol = self._request.protocol
+        if (
+            delivery is None
+            or delivery.done
+            or transport is None
+            or transport.is_closing()
+            or transport.get_write_buffer_size()  # earlier bytes still queued: keep order
+        ):
+            render.close()
+            return False
+        capture = _Capture()
+        protocol.transport = capture  # type: ignore[assignment]
+        try:
+            await render
+        finally:
+            protocol.transport = transport
+        data = b"".join(capture.parts)
+        if delivery.hand_over(data, transport, _duplicate(transport)):
+            await self._durable(durable, failure)
+        else:  # the commit came first: its outcome decides whether the bytes go
+            await self._durable(durable, failure)
+            if not transport.is_closing():
+                transport.write(data)
+        return True
+
+    async def _durable(self, durable: Awaitable[object], failure: bytes) -> None:
+        """Wait for the charge.  If it cannot be written, nothing of the answer leaves: a
+        held-back answer becomes a 503 (its head was never sent), a stream ends with the
+        ``failure`` event (written raw when aiohttp believes the stream already ended)."""
+        try:
+            await durable
+        except BaseException as exc:
+            transport = self._request.transport
+            if transport is not None and not transport.is_closing():
+                if not isinstance(exc, BastionError):
+                    transport.abort()
+                elif self._stream is not None:
+                    transport.write(_chunk(failure) + b"0\r\n\r\n")
+                else:
+                    transport.write(_raw_error(exc, self.response))
+                    transport.close()
+            raise
+
+
+def _duplicate(transport: Any) -> int:
+    """A duplicate of the connection's descriptor for the writer thread, or -1 (TLS, or no
+    socket): then the event loop sends, right after the commit."""
+    if transport.get_extra_info("sslcontext") is not None:
+        return -1
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return -1
+    try:
+        return os.dup(sock.fileno())
+    except OSError:
+        return -1
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%b\r\n" % (len(data), data) if data else b""
+
+
+def _raw_error(error: BastionError, response: web.StreamResponse | None) -> bytes:
+    """A complete error response, written raw: aiohttp believes the held-back answer sent."""
+    body = orjson.dumps({"error": {"message": NOT_BILLED, "type": error.type, "code": error.code}})
+    lines = [
+        f"HTTP/1.1 {error.status} Service Unavailable",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        "Connection: close",
+    ]
+    if response is not None:
+        lines += [
+            f"{name}: {value}"
+            for name, value in response.headers.items()
+            if name.lower() == "x-request-id" or name.lower().startswith("x-ratelimit-")
+        ]
+    lines += [f"{name}: {value}" for name, value in error.headers().items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body

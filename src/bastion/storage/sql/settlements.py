@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bastion.core.calendar import day_of, month_of
+from bastion.core.delivery import Delivery
 from bastion.core.records import Charge, RequestLogEntry
 from bastion.errors import StoreUnavailableError
 from bastion.storage.sql.engine import translated_errors
@@ -37,7 +38,14 @@ PROBE_INTERVAL_S = 0.5
 @dataclass(slots=True)
 class _Pending:
     charge: Charge
+    delivery: Delivery | None = None
     done: asyncio.Future[int | None] = field(default_factory=asyncio.Future)
+
+    def fail(self, exc: BaseException) -> None:
+        if self.delivery is not None:
+            self.delivery.discard()
+        if not self.done.done():
+            self.done.set_exception(exc)
 
 
 class SqlSettlementWriter:
@@ -75,13 +83,16 @@ class SqlSettlementWriter:
         if self._sqlite is not None:
             await self._sqlite.close()
 
-    def enqueue(self, charge: Charge) -> asyncio.Future[int | None]:
+    def enqueue(
+        self, charge: Charge, delivery: Delivery | None = None
+    ) -> asyncio.Future[int | None]:
         """Queue a charge for the next group commit; the future gives the account's ledger
         version after it (None if an identical charge was already recorded), or raises
-        StoreUnavailableError if it could not be written."""
-        pending = _Pending(charge)
+        StoreUnavailableError if it could not be written.  The bytes handed to ``delivery``
+        are sent right after the commit, before the future resolves."""
+        pending = _Pending(charge, delivery)
         if self._closing and self._task is None:
-            pending.done.set_exception(StoreUnavailableError("the gateway is shutting down"))
+            pending.fail(StoreUnavailableError("the gateway is shutting down"))
             return pending.done
         self._charges.append(pending)
         self._wakeup.set()
@@ -133,8 +144,7 @@ class SqlSettlementWriter:
             except StoreUnavailableError as exc:
                 self.failing = True
                 for item in batch:
-                    if not item.done.done():
-                        item.done.set_exception(exc)
+                    item.fail(exc)
                 # Keep the usage history; retry it after a pause instead of losing it.
                 self._logs.extendleft(reversed(logs))
                 self._writing = False
@@ -143,14 +153,18 @@ class SqlSettlementWriter:
             except Exception:  # a bug must not leave requests waiting forever
                 log.exception("settlement batch failed")
                 for item in batch:
-                    if not item.done.done():
-                        item.done.set_exception(StoreUnavailableError())
+                    item.fail(StoreUnavailableError())
                 self._writing = False
                 continue
             self._writing = False
             self.failing = False
             self.batches += 1
             self.charges_written += len(batch)
+            # The answers' last bytes first, in this same step: no other task runs between
+            # the commit and their leaving (see bastion.core.delivery).
+            for item in batch:
+                if item.delivery is not None:
+                    item.delivery.complete()
             for item in batch:
                 if not item.done.done():
                     item.done.set_result(versions.get(item.charge.request_id))
@@ -169,7 +183,11 @@ class SqlSettlementWriter:
     ) -> dict[str, int | None]:
         if self._sqlite is not None:
             try:
-                return await self._sqlite.write([p.charge for p in batch], logs)
+                return await self._sqlite.write(
+                    [p.charge for p in batch],
+                    logs,
+                    [p.delivery for p in batch if p.delivery is not None],
+                )
             except DuplicateChargeError:
                 raise IntegrityError("duplicate in batch", None, Exception()) from None
         async with translated_errors(), self._engine.begin() as conn:
@@ -189,7 +207,7 @@ class SqlSettlementWriter:
             except IntegrityError:
                 versions[item.charge.request_id] = None
             except StoreUnavailableError as exc:
-                item.done.set_exception(exc)
+                item.fail(exc)
         for entry in logs:
             with contextlib.suppress(IntegrityError, StoreUnavailableError):
                 await self._write([], [entry])

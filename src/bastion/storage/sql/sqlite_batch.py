@@ -15,6 +15,7 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 
 from bastion.core.calendar import day_of, month_of
+from bastion.core.delivery import Delivery
 from bastion.core.records import Charge, RequestLogEntry
 from bastion.errors import StoreUnavailableError
 
@@ -45,10 +46,17 @@ class SqliteBatchWriter:
         self._conn: sqlite3.Connection | None = None
 
     async def write(
-        self, charges: list[Charge], logs: list[RequestLogEntry]
+        self,
+        charges: list[Charge],
+        logs: list[RequestLogEntry],
+        deliveries: list[Delivery] | None = None,
     ) -> dict[str, int | None]:
+        """Write a batch in one transaction; right after its COMMIT, still in the writer
+        thread, send the bytes handed to ``deliveries`` (see bastion.core.delivery)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, self._write, charges, logs)
+        return await loop.run_in_executor(
+            self._thread, self._write, charges, logs, deliveries or []
+        )
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
@@ -72,7 +80,9 @@ class SqliteBatchWriter:
             self._conn.close()
             self._conn = None
 
-    def _write(self, charges: list[Charge], logs: list[RequestLogEntry]) -> dict[str, int | None]:
+    def _write(
+        self, charges: list[Charge], logs: list[RequestLogEntry], deliveries: list[Delivery]
+    ) -> dict[str, int | None]:
         try:
             conn = self._connection()
             conn.execute("BEGIN IMMEDIATE")
@@ -111,6 +121,8 @@ class SqliteBatchWriter:
             except sqlite3.Error:
                 self._close()
             raise StoreUnavailableError() from exc
+        for delivery in deliveries:
+            delivery.send_now()
         return versions
 
 

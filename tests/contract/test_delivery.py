@@ -1,0 +1,120 @@
+"""Commit before completion, with the window closed: a response's last bytes are handed to the
+settlement writer and leave right after the commit, before the charge's future resolves (on
+SQLite from the writer thread itself).  On SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from bastion.core.delivery import Delivery
+from bastion.storage.sql.database import Database
+from tests.contract.support import new_account
+from tests.contract.test_ledger import charge
+
+
+class Recorder:
+    """Stands in for the event loop's transport of the connection."""
+
+    def __init__(self) -> None:
+        self.written = b""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+
+@pytest.fixture
+def connection() -> Iterator[tuple[socket.socket, socket.socket]]:
+    server, client = socket.socketpair()
+    server.setblocking(False)  # as the event loop's sockets are
+    yield server, client
+    server.close()
+    client.close()
+
+
+def received(client: socket.socket) -> bytes:
+    client.setblocking(False)
+    data = b""
+    while True:
+        try:
+            part = client.recv(1 << 20)
+        except BlockingIOError:
+            return data
+        if not part:
+            return data
+        data += part
+
+
+def is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True
+
+
+async def test_the_answer_leaves_before_the_charge_resolves(
+    database: Database, connection: tuple[socket.socket, socket.socket]
+) -> None:
+    server, client = connection
+    account = await new_account(database, balance=10_000)
+    transport, delivery = Recorder(), Delivery()
+    durable = database.settlements.enqueue(charge(f"req_d_{account}", account, 100), delivery)
+    fd = os.dup(server.fileno())
+    assert delivery.hand_over(b"HTTP/1.1 200 OK\r\n\r\nanswer", transport, fd)
+    on_socket_when_resolved: list[bytes] = []
+    durable.add_done_callback(lambda _: on_socket_when_resolved.append(received(client)))
+    assert await durable == 2
+    sent = on_socket_when_resolved[0] + transport.written
+    assert sent == b"HTTP/1.1 200 OK\r\n\r\nanswer"  # all of it, once, before the future
+    if "sqlite" in str(database.engine.url):
+        assert transport.written == b""  # the writer thread sent it right after COMMIT
+    assert delivery.done
+    assert not is_open(fd)  # the duplicate is released
+
+
+async def test_what_the_socket_does_not_take_follows_through_the_loop(
+    database: Database, connection: tuple[socket.socket, socket.socket]
+) -> None:
+    server, client = connection
+    account = await new_account(database, balance=10_000)
+    big = os.urandom(16 << 20)  # far more than a socket buffer holds
+    transport, delivery = Recorder(), Delivery()
+    durable = database.settlements.enqueue(charge(f"req_b_{account}", account, 100), delivery)
+    assert delivery.hand_over(big, transport, os.dup(server.fileno()))
+    await durable
+    direct = received(client)
+    assert len(direct) < len(big)
+    assert direct + transport.written == big  # in order, nothing twice
+
+
+async def test_bytes_handed_over_after_the_commit_are_sent_by_the_caller(
+    database: Database, connection: tuple[socket.socket, socket.socket]
+) -> None:
+    server, _client = connection
+    account = await new_account(database, balance=10_000)
+    delivery = Delivery()
+    await database.settlements.enqueue(charge(f"req_l_{account}", account, 100), delivery)
+    fd = os.dup(server.fileno())
+    assert not delivery.hand_over(b"late", Recorder(), fd)
+    assert not is_open(fd)
+
+
+def test_a_charge_that_failed_sends_nothing(
+    connection: tuple[socket.socket, socket.socket],
+) -> None:
+    server, client = connection
+    transport, delivery = Recorder(), Delivery()
+    fd = os.dup(server.fileno())
+    assert delivery.hand_over(b"answer", transport, fd)
+    delivery.discard()
+    delivery.complete()  # too late: the outcome is decided once
+    assert received(client) == b""
+    assert transport.written == b""
+    assert not is_open(fd)
