@@ -7,6 +7,7 @@ create accounts, grant credit and make keys through the same use cases as the CL
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import copy
 import shutil
@@ -132,7 +133,13 @@ class Stack:
             return data
 
     async def settled(self) -> None:
-        """Wait until every queued settlement and request log row is written."""
+        """Wait until every request in flight has ended (an answer can reach its client a
+        moment before its request releases its hold: it leaves from the commit) and every
+        queued settlement and request log row is written."""
+        for _ in range(1000):  # bounded: 10 s
+            if self.runtime.metrics.active == 0:
+                break
+            await asyncio.sleep(0.01)
         await self.runtime.db.settlements.flush()
 
     async def close(self) -> None:
