@@ -51,12 +51,16 @@ class Authenticator:
 
     async def authenticate(self, header: str | None) -> Principal:
         token = keys.bearer_token(header)
-        if token is None or not keys.is_well_formed(token):
+        if token is None or not token.isascii():
             raise InvalidApiKeyError()
         digest = hashlib.sha256(token.encode("ascii")).digest()
         now = self._clock.now_ms()
         entry = self._cache.get(digest)
         if entry is None or now - entry.fetched_ms >= self._ttl_ms:
+            # The form (prefix, length, checksum) is checked on a miss only: a cached digest
+            # is a stored key's, well formed by construction.
+            if not keys.is_well_formed(token):
+                raise InvalidApiKeyError()
             entry = await self._load(digest, now)
         # The lookup is by digest; compare the stored one in constant time all the same.
         if not hmac.compare_digest(entry.digest, digest):

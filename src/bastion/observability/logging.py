@@ -24,6 +24,8 @@ _KEY = re.compile(r"qbt_[0-9A-Za-z]{8,}")
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',]+")
 _BASIC = re.compile(r"(?i)(basic\s+)[A-Za-z0-9+/=]{8,}")
 _URL_PASSWORD = re.compile(r"([a-z][a-z0-9+.-]*://[^:/@\s\"']*:)[^@\s\"']+@")
+# One search that every pattern above implies: most lines hold none, and skip the four passes.
+_MAYBE_SECRET = re.compile(r"qbt_|(?i:bearer|basic)\s|://[^@\s\"']*@")
 SECRET_FIELDS = frozenset(
     {"password", "otp", "code", "secret", "token", "authorization", "api_key", "key_secret"}
 )
@@ -37,6 +39,8 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 
 def redact_text(text: str) -> str:
     """Keys, bearer and Basic credentials, and passwords in URLs (``redis://:pw@host``)."""
+    if _MAYBE_SECRET.search(text) is None:
+        return text
     text = _BEARER.sub(r"\1[redacted]", _KEY.sub("qbt_[redacted]", text))
     return _URL_PASSWORD.sub(r"\1[redacted]@", _BASIC.sub(r"\1[redacted]", text))
 
@@ -65,10 +69,19 @@ def _by_name(value: Any, field: str) -> Any:
 
 
 class JsonFormatter(logging.Formatter):
+    _second = -1
+    _stamp = ""
+
+    def _timestamp(self, created: float) -> str:
+        second = int(created)
+        if second != self._second:  # one strftime per second of logging, not per line
+            self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "ts": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -159,6 +172,11 @@ def configure(settings: LogSettings, stream: Any = None) -> None:
     root.handlers[:] = [handler]
     atexit.register(handler.flush)
     root.setLevel(settings.level)
+    # Nothing Bastion writes uses a record's thread or process names: skip looking them up
+    # for every line.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     # aiohttp's own access log would duplicate ours and knows nothing of redaction
     logging.getLogger("aiohttp.access").disabled = True
     # Drivers that log every statement with its parameters at DEBUG (emails, phone numbers,

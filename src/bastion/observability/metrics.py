@@ -180,6 +180,8 @@ class Metrics:
         self._timings: dict[str, tuple[Any, Any, Any, Any]] = {}
         self._errors: dict[tuple[int, str], Any] = {}
         self._streams: dict[str, Any] = {}
+        self._charged: dict[str, Any] = {}
+        self._usage: dict[tuple[str, str], Any] = {}
         self._refusals = {
             reason: self.refusals.labels(reason)
             for reason in (
@@ -249,11 +251,17 @@ class Metrics:
     def charge(self, model: str, usage: Mapping[str, Any], cost_micros: int) -> None:
         """A charge that became durable."""
         if cost_micros:
-            self.charged.labels(model).inc(cost_micros)
+            charged = self._charged.get(model)
+            if charged is None:
+                charged = self._charged[model] = self.charged.labels(model)
+            charged.inc(cost_micros)
         for unit in USAGE_UNITS:
             value = usage.get(unit)
             if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-                self.usage.labels(model, unit).inc(value)
+                child = self._usage.get((model, unit))
+                if child is None:
+                    child = self._usage[(model, unit)] = self.usage.labels(model, unit)
+                child.inc(value)
 
     def protocol_error(self, reason: str) -> None:
         self.protocol_errors.labels(reason).inc()
