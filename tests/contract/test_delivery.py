@@ -4,8 +4,10 @@ SQLite from the writer thread itself).  On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import sqlite3
 from collections.abc import Iterator
 
 import pytest
@@ -73,10 +75,29 @@ async def test_the_answer_leaves_before_the_charge_resolves(
     assert await durable == 2
     sent = on_socket_when_resolved[0] + transport.written
     assert sent == b"HTTP/1.1 200 OK\r\n\r\nanswer"  # all of it, once, before the future
-    if "sqlite" in str(database.engine.url):
-        assert transport.written == b""  # the writer thread sent it right after COMMIT
     assert delivery.done
     assert not is_open(fd)  # the duplicate is released
+
+
+async def test_a_batch_that_finds_the_database_locked_sends_from_the_writer_thread(
+    database: Database, connection: tuple[socket.socket, socket.socket]
+) -> None:
+    """SQLite commits inline on the event loop unless that could block: with the database
+    locked by another writer the batch waits in the writer thread, which then sends."""
+    if database.engine.url.get_backend_name() != "sqlite":
+        pytest.skip("PostgreSQL commits on the event loop's connection")
+    server, client = connection
+    account = await new_account(database, balance=10_000)
+    other = sqlite3.connect(str(database.engine.url.database), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # e.g. `bastion credits grant` in another process
+    transport, delivery = Recorder(), Delivery()
+    durable = database.settlements.enqueue(charge(f"req_k_{account}", account, 100), delivery)
+    assert delivery.hand_over(b"answer", transport, os.dup(server.fileno()))
+    asyncio.get_running_loop().call_later(0.2, other.execute, "COMMIT")
+    assert await durable == 2
+    other.close()
+    assert received(client) == b"answer"  # from the thread, right after its COMMIT
+    assert transport.written == b""
 
 
 async def test_what_the_socket_does_not_take_follows_through_the_loop(
@@ -118,3 +139,24 @@ def test_a_charge_that_failed_sends_nothing(
     assert received(client) == b""
     assert transport.written == b""
     assert not is_open(fd)
+
+
+async def test_the_inline_writer_leaves_checkpoints_to_the_thread(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The event loop never checkpoints the write-ahead log (that syncs the file); the
+    writer thread does, every so many inline batches, so the log does not grow forever."""
+    writer = database.settlements._sqlite
+    if writer is None:
+        pytest.skip("SQLite only")
+    monkeypatch.setattr(writer, "CHECKPOINT_EVERY", 5)
+    account = await new_account(database, balance=100_000)
+    for i in range(30):
+        await database.settlements.charge(charge(f"req_c{i}_{account}", account, 10))
+        await asyncio.sleep(0.005)
+    for _ in range(200):  # bounded: 2 s
+        if writer.checkpoints >= 2:
+            break
+        await asyncio.sleep(0.01)
+    assert writer.inline_batches >= 30
+    assert writer.checkpoints >= 2

@@ -280,3 +280,51 @@ async def test_charge_that_cannot_be_written_fails_the_request_and_costs_nothing
     monkeypatch.undo()
     assert await charges(stack, account_id) == []
     assert await holds_released(stack, account_id)
+
+
+async def test_a_client_that_leaves_right_after_its_answer_leaves_nothing_behind(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The answer reaches the client from the commit, before its request has released its
+    hold; a client that closes the connection at once (cancelling the request's handler)
+    must still leave no hold or slot behind, and its usage-history row written."""
+    from bastion.storage.sql.settlements import recent_requests
+
+    store: Any = stack.runtime.admission_store
+    if hasattr(store, "_release_now"):  # Redis: a release slow enough for the client to leave
+        release = store._release_now
+
+        async def slow(*args: Any) -> None:
+            await asyncio.sleep(0.05)
+            await release(*args)
+
+        monkeypatch.setattr(store, "_release_now", slow)
+    account_id, secret = await stack.account_and_key()
+    host, port = stack.server.bound[0]
+    body = b'{"model":"gpt-oss-20b","messages":[{"role":"user","content":"hi"}],"max_tokens":3}'
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Authorization: Bearer " + secret.encode() + b"\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body) + body
+    )
+
+    async def one() -> int:
+        reader, writer = await asyncio.open_connection(host, port)
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        writer.transport.abort()  # gone the moment the answer is complete
+        return int(head.split(b" ")[1])
+
+    statuses = await asyncio.gather(*(one() for _ in range(30)))
+    assert statuses == [200] * 30
+    await stack.settled()
+    assert await holds_released(stack, account_id)
+    assert len(await charges(stack, account_id)) == 30
+    rows = await recent_requests(stack.runtime.db.engine, account_id, limit=100)
+    assert len(rows) == 30

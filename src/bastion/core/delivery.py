@@ -6,11 +6,13 @@ the commit takes several event-loop turns under load, so the window was millisec
 ``kill -9`` under load landed in it.  Instead the response's final bytes (already rendered,
 aiohttp's bookkeeping advanced as if sent) are handed to the writer with the charge:
 
-- on SQLite the writer thread writes them to a duplicate of the connection's descriptor right
-  after ``COMMIT`` returns, a few microseconds later (plain-text connections only: TLS records
-  are the event loop's to produce);
+- when the commit runs in a thread (SQLite with ``synchronous = FULL``, or a batch that
+  found the database locked), the thread writes them to a duplicate of the connection's
+  descriptor right after ``COMMIT`` returns, microseconds later (plain-text connections
+  only: TLS records are the event loop's to produce);
 - in any case the event loop writes what is left right after the commit, in the same step
-  that resolves the charge's future, before any other task runs.
+  that resolves the charge's future, before any other task runs (on SQLite with the default
+  ``NORMAL`` the commit itself runs inline in that step).
 
 A duplicate descriptor, never the connection's own number: if the connection closes meanwhile
 its number may be reused by another client's connection, and the bytes must not go there.

@@ -80,8 +80,8 @@ class Ticket:
             return
         self.released = True
         try:
-            # not shielded: an in-process release never suspends, and a Redis one cut short
-            # leaves a lease and hold that lapse by themselves
+            # no task of ours here: an in-process release never suspends, and the Redis
+            # store shields its own call, so a cancelled request still releases
             await self._store.release(self.request_id, charge, version)
         except StoreUnavailableError:
             # The hold and slot expire by themselves (lease TTL); nothing is lost but time.

@@ -82,6 +82,8 @@ class Gateway:
         self.forwarder = forwarder
         self.settler = settler
         self._bytes_per_token = settings.billing.input_bytes_per_token
+        self._ending: set[asyncio.Future[None]] = set()
+        """Ends of requests cancelled while their charge committed (kept referenced)."""
 
     def tier_of(self, principal: Principal) -> Tier:
         return self.settings.tiers.get(principal.account.tier) or self.settings.default_tier
@@ -150,23 +152,49 @@ class Gateway:
             raise
 
     async def finish(self, outcome: Outcome) -> None:
-        """Release the hold (applying the charge, if one was written) and log the request."""
+        """Release the hold (applying the charge, if one was written) and log the request.
+
+        A request's end is not cancellable: its answer may have reached the client before
+        this runs (it leaves from the commit), and a client that then closes the connection
+        cancels the handler.  Whatever the cancellation interrupts completes all the same
+        (in the background if it must wait), so no hold, slot or usage row is left behind."""
         if outcome.forwarded_s is None:
             outcome.forwarded_s = time.perf_counter() - outcome.forwarding_since
-        version: int | None = None
-        if outcome.charge is not None:
+        charge = outcome.charge
+        if charge is not None and not charge.done():
             try:
-                version = await asyncio.shield(outcome.charge)
+                await asyncio.shield(charge)
+            except asyncio.CancelledError:
+                task = asyncio.ensure_future(self._settle(outcome))
+                self._ending.add(task)
+                task.add_done_callback(self._ending.discard)
+                raise
+            except Exception:  # noqa: S110 - its outcome is read (and logged) in _settle
+                pass
+        await self._settle(outcome)
+
+    async def _settle(self, outcome: Outcome) -> None:
+        version: int | None = None
+        charge = outcome.charge
+        if charge is not None:
+            try:
+                version = await asyncio.shield(charge)
             except StoreUnavailableError:
                 outcome.cost, version = 0, None
                 self.metrics.store_error("ledger", "charge")
-            except asyncio.CancelledError:
-                raise
             except Exception:
                 log.exception("charge failed")
                 outcome.cost, version = 0, None
                 self.metrics.store_error("ledger", "charge")
-        await outcome.ticket.release(outcome.cost, version)
+        try:
+            # a remote release is shielded by its store: cut short here, it still completes
+            await outcome.ticket.release(outcome.cost, version)
+        finally:
+            self._account(outcome)
+
+    def _account(self, outcome: Outcome) -> None:
+        """The request's metrics, log facts and usage-history row."""
+        assert outcome.forwarded_s is not None
         usage = outcome.usage.as_dict() if outcome.usage is not None and outcome.cost else None
         if usage is not None:
             self.metrics.charge(outcome.model.id, usage, outcome.cost)

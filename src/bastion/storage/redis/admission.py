@@ -193,10 +193,15 @@ class RedisAdmission:
             self._k("recent", live.account_id),
             self._k("spend", live.key_id, live.month),
         ]
+        # Shielded: a request cancelled now (its client left after receiving the answer)
+        # must still free its slot and hold, and apply its charge to the cached balance.
+        await asyncio.shield(
+            self._release_now(keys, [request_id, charge, version or 0, live.key_id, live.month])
+        )
+
+    async def _release_now(self, keys: list[str], args: list[str | int]) -> None:
         async with Translated():
-            await self._release(
-                keys=keys, args=[request_id, charge, version or 0, live.key_id, live.month]
-            )
+            await self._release(keys=keys, args=args)
 
     async def seed_account(self, account_id: str, balance: int, version: int) -> None:
         keys = [
