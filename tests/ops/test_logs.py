@@ -107,3 +107,30 @@ def test_redaction_of_text_and_fields() -> None:
         "password": "[redacted]",
         "nested": {"otp": "[redacted]", "note": "Bearer [redacted]"},
     }
+
+
+async def test_the_access_line_fast_path_writes_what_logging_would() -> None:
+    """The per-request line skips the logging machinery when the configured JSON handler is
+    its only destination; the line is the same, redaction included."""
+    from bastion.observability import logging as bastion_logging
+    from bastion.settings.model import LogSettings
+
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    saved_fast = bastion_logging._fast
+    stream = io.StringIO()
+    try:
+        bastion_logging.configure(LogSettings(level="INFO", format="json"), stream)
+        logger = logging.getLogger("bastion.request")
+        fields = {"request_id": "req_1", "status": 200, "path": "/v1/x qbt_abcdefgh12345678"}
+        bastion_logging.info_line(logger, "request", dict(fields))
+        logger.info("request", extra=dict(fields))
+        root.handlers[0].flush()
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        bastion_logging._fast = saved_fast
+    fast, ordinary = (orjson.loads(line) for line in stream.getvalue().splitlines())
+    assert fast.pop("ts")[:4] == ordinary.pop("ts")[:4]
+    assert fast == ordinary
+    assert fast["path"] == "/v1/x qbt_[redacted]"

@@ -20,6 +20,7 @@ from bastion.http.keys import EXCHANGE, PREPARED, RUNTIME
 from bastion.http.protocol import TIMED_OUT
 from bastion.http.routes import audio, health, openai, openapi, tts
 from bastion.http.transport import https_guard
+from bastion.observability.logging import info_line
 from bastion.runtime import Runtime
 
 log = logging.getLogger("bastion.request")
@@ -130,9 +131,10 @@ async def lifecycle(request: web.Request, handler: Handler) -> web.StreamRespons
                 info["ttfb_ms"] = round(ttfb_s * 1000, 3)
             if upstream_s is not None:
                 info["overhead_ms"] = round(max(0.0, total_s - upstream_s) * 1000, 3)
-            log.info(
+            info_line(
+                log,
                 "request",
-                extra={
+                {
                     "request_id": exchange.request_id,
                     "method": request.method,
                     "path": request.path,

@@ -80,17 +80,26 @@ class JsonFormatter(logging.Formatter):
         return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "ts": self._timestamp(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
+        extras = {
+            name: value
+            for name, value in record.__dict__.items()
+            if name not in _STANDARD and name[0] != "_"
         }
-        for name, value in record.__dict__.items():
-            if name not in _STANDARD and name[0] != "_":
-                entry[name] = _by_name(value, name)
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            extras["exc"] = self.formatException(record.exc_info)
+        return self.line(record.created, record.levelname, record.name, record.getMessage(), extras)
+
+    def line(
+        self, created: float, level: str, logger: str, msg: str, extras: dict[str, Any]
+    ) -> str:
+        entry: dict[str, Any] = {
+            "ts": self._timestamp(created),
+            "level": level.lower(),
+            "logger": logger,
+            "msg": msg,
+        }
+        for name, value in extras.items():
+            entry[name] = value if name == "exc" else _by_name(value, name)
         # One redaction pass over the serialised line (cheaper than one per field, and the
         # patterns cannot straddle a JSON quote, so the line stays valid JSON).
         return redact_text(orjson.dumps(entry, default=str).decode())
@@ -147,6 +156,15 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 return
             self._timer = loop.call_later(self.FLUSH_AFTER_S, self.flush)
 
+    def emit_line(self, line: str) -> None:
+        """Queue a line formatted elsewhere (the access log's fast path)."""
+        self._pending.append(line)
+        self._size += len(line)
+        if self._size >= self.MAX_PENDING:
+            self.flush()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.FLUSH_AFTER_S, self.flush)
+
     def flush(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -163,9 +181,40 @@ class BufferedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 self.release()
 
 
+_fast: BufferedStreamHandler | None = None
+"""The handler :func:`configure` installed, when its lines are JSON."""
+
+
+def info_line(logger: logging.Logger, msg: str, fields: dict[str, Any]) -> None:
+    """``logger.info(msg, extra=fields)``, the same line, without a LogRecord, the logging
+    machinery's locks and the formatter's field scan: one per request on the hot path.
+    Only while the configured JSON handler is the one place the line can go (a handler
+    attached elsewhere, e.g. by a test, gets the ordinary path)."""
+    handler = _fast
+    root = logging.root
+    if (
+        handler is None
+        or logger.handlers
+        or len(root.handlers) != 1
+        or root.handlers[0] is not handler
+        or not logger.isEnabledFor(logging.INFO)
+        or not isinstance(handler.formatter, JsonFormatter)
+    ):
+        logger.info(msg, extra=fields)
+        return
+    try:
+        line = handler.formatter.line(time.time(), "INFO", logger.name, msg, fields)
+    except Exception:
+        logger.info(msg, extra=fields)
+        return
+    handler.emit_line(line + handler.terminator)
+
+
 def configure(settings: LogSettings, stream: Any = None) -> None:
+    global _fast
     handler = BufferedStreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
+    _fast = handler if settings.format == "json" else None
     root = logging.getLogger()
     for old in root.handlers:
         old.flush()
