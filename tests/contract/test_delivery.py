@@ -68,6 +68,7 @@ async def test_the_answer_leaves_before_the_charge_resolves(
     account = await new_account(database, balance=10_000)
     transport, delivery = Recorder(), Delivery()
     durable = database.settlements.enqueue(charge(f"req_d_{account}", account, 100), delivery)
+    assert not delivery.from_thread  # NORMAL and PostgreSQL commit on the event loop
     fd = os.dup(server.fileno())
     assert delivery.hand_over(b"HTTP/1.1 200 OK\r\n\r\nanswer", transport, fd)
     on_socket_when_resolved: list[bytes] = []
@@ -83,7 +84,8 @@ async def test_a_batch_that_finds_the_database_locked_sends_from_the_writer_thre
     database: Database, connection: tuple[socket.socket, socket.socket]
 ) -> None:
     """SQLite commits inline on the event loop unless that could block: with the database
-    locked by another writer the batch waits in the writer thread, which then sends."""
+    locked by another writer the batch waits in the writer thread, which sends the bytes it
+    was given a descriptor for right after its COMMIT (as every batch does with FULL)."""
     if database.engine.url.get_backend_name() != "sqlite":
         pytest.skip("PostgreSQL commits on the event loop's connection")
     server, client = connection

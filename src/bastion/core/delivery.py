@@ -6,10 +6,10 @@ the commit takes several event-loop turns under load, so the window was millisec
 ``kill -9`` under load landed in it.  Instead the response's final bytes (already rendered,
 aiohttp's bookkeeping advanced as if sent) are handed to the writer with the charge:
 
-- when the commit runs in a thread (SQLite with ``synchronous = FULL``, or a batch that
-  found the database locked), the thread writes them to a duplicate of the connection's
-  descriptor right after ``COMMIT`` returns, microseconds later (plain-text connections
-  only: TLS records are the event loop's to produce);
+- when every commit runs in the writer thread (SQLite with ``synchronous = FULL``), the
+  thread writes them to a duplicate of the connection's descriptor right after ``COMMIT``
+  returns, microseconds later (plain-text connections only: TLS records are the event
+  loop's to produce);
 - in any case the event loop writes what is left right after the commit, in the same step
   that resolves the charge's future, before any other task runs (on SQLite with the default
   ``NORMAL`` the commit itself runs inline in that step).
@@ -33,12 +33,16 @@ class Writable(Protocol):
 
 
 class Delivery:
-    __slots__ = ("_done", "_out", "_sent")
+    __slots__ = ("_done", "_out", "_sent", "from_thread")
 
     def __init__(self) -> None:
         self._out: tuple[bytes, Writable, int] | None = None
         self._sent = 0
         self._done = False
+        self.from_thread = False
+        """Set by the writer: its commits run in a thread, which sends the bytes itself and
+        needs a duplicate descriptor for that (otherwise none is made: two system calls
+        saved per answer)."""
 
     @property
     def done(self) -> bool:

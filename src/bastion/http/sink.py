@@ -147,12 +147,11 @@ class AiohttpSink:
         finally:
             protocol.transport = transport
         data = b"".join(capture.parts)
-        if delivery.hand_over(data, transport, _duplicate(transport)):
-            await self._durable(durable, failure)
-        else:  # the commit came first: its outcome decides whether the bytes go
-            await self._durable(durable, failure)
-            if not transport.is_closing():
-                transport.write(data)
+        fd = _duplicate(transport) if delivery.from_thread else -1
+        handed = delivery.hand_over(data, transport, fd)
+        await self._durable(durable, failure)
+        if not handed and not transport.is_closing():
+            transport.write(data)  # the commit came first: the bytes go now it succeeded
         return True
 
     async def _durable(self, durable: Awaitable[object], failure: bytes) -> None:

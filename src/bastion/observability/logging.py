@@ -99,7 +99,7 @@ class JsonFormatter(logging.Formatter):
             "msg": msg,
         }
         for name, value in extras.items():
-            entry[name] = value if name == "exc" else _by_name(value, name)
+            entry[name] = _by_name(value, name)
         # One redaction pass over the serialised line (cheaper than one per field, and the
         # patterns cannot straddle a JSON quote, so the line stays valid JSON).
         return redact_text(orjson.dumps(entry, default=str).decode())

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import defaultdict, deque
+from collections import deque
 from dataclasses import dataclass, field
 
 from sqlalchemy import select, text, update
@@ -25,6 +25,7 @@ from bastion.core.calendar import day_of, month_of
 from bastion.core.delivery import Delivery
 from bastion.core.records import Charge, RequestLogEntry
 from bastion.errors import StoreUnavailableError
+from bastion.storage.sql.batches import by_account, number
 from bastion.storage.sql.engine import translated_errors
 from bastion.storage.sql.sqlite_batch import DuplicateChargeError, SqliteBatchWriter
 from bastion.storage.sql.tables import accounts, ledger, request_log
@@ -91,6 +92,8 @@ class SqlSettlementWriter:
         StoreUnavailableError if it could not be written.  The bytes handed to ``delivery``
         are sent right after the commit, before the future resolves."""
         pending = _Pending(charge, delivery)
+        if delivery is not None and self._sqlite is not None:
+            delivery.from_thread = self._sqlite.commits_in_thread
         if self._closing and self._task is None:
             pending.fail(StoreUnavailableError("the gateway is shutting down"))
             return pending.done
@@ -217,13 +220,8 @@ class SqlSettlementWriter:
 async def _write_charges(conn: AsyncConnection, charges: list[Charge]) -> dict[str, int | None]:
     if not charges:
         return {}
-    by_account: dict[str, list[Charge]] = defaultdict(list)
-    for charge in charges:
-        by_account[charge.account_id].append(charge)
     versions: dict[str, int | None] = {}
-    # Accounts in a fixed order, so concurrent replicas never deadlock on each other's rows.
-    for account_id in sorted(by_account):
-        items = by_account[account_id]
+    for account_id, items in by_account(charges):
         total = sum(c.amount for c in items)
         end = (
             await conn.execute(
@@ -238,8 +236,7 @@ async def _write_charges(conn: AsyncConnection, charges: list[Charge]) -> dict[s
         ).scalar_one_or_none()
         if end is None:
             raise IntegrityError("charge for a missing account", None, Exception(account_id))
-        for index, item in enumerate(items):
-            versions[item.request_id] = int(end) - len(items) + index + 1
+        number(items, int(end), versions)
     await conn.execute(
         ledger.insert(),
         [

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -21,6 +20,7 @@ from bastion.core.calendar import day_of, month_of
 from bastion.core.delivery import Delivery
 from bastion.core.records import Charge, RequestLogEntry
 from bastion.errors import StoreUnavailableError
+from bastion.storage.sql.batches import by_account, number
 
 log = logging.getLogger("bastion.settlement")
 
@@ -58,6 +58,11 @@ class SqliteBatchWriter:
 
     CHECKPOINT_EVERY = 500
     """Inline commits between two checkpoints of the write-ahead log (in the thread)."""
+
+    @property
+    def commits_in_thread(self) -> bool:
+        """Every batch commits in the writer thread (FULL): answers can leave from there."""
+        return not self._inline_ok
 
     def __init__(self, path: str, synchronous: str) -> None:
         self._path = path
@@ -183,7 +188,8 @@ class _LockedError(Exception):
 
 
 def _is_locked(exc: sqlite3.OperationalError) -> bool:
-    return "locked" in str(exc) or "busy" in str(exc)
+    code = getattr(exc, "sqlite_errorcode", None)  # extended codes keep the primary's low byte
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 def _open(path: str, synchronous: str, *, busy_timeout_ms: int) -> sqlite3.Connection:
@@ -240,20 +246,14 @@ def _transaction(
 def _write_charges(conn: sqlite3.Connection, charges: list[Charge]) -> dict[str, int | None]:
     if not charges:
         return {}
-    by_account: dict[str, list[Charge]] = defaultdict(list)
-    for charge in charges:
-        by_account[charge.account_id].append(charge)
     versions: dict[str, int | None] = {}
-    for account_id in sorted(by_account):
-        items = by_account[account_id]
+    for account_id, items in by_account(charges):
         row = conn.execute(
             MOVE_BALANCE, (sum(c.amount for c in items), len(items), account_id)
         ).fetchone()
         if row is None:
             raise sqlite3.IntegrityError(f"charge for a missing account {account_id}")
-        end = int(row[0])
-        for index, item in enumerate(items):
-            versions[item.request_id] = end - len(items) + index + 1
+        number(items, int(row[0]), versions)
     conn.executemany(
         INSERT_CHARGE,
         [
