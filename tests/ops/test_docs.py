@@ -42,6 +42,7 @@ def test_every_documented_metric_is_exported() -> None:
             "bastion_upstream_successes_total",
             "bastion_settlement_batches_total",
             "bastion_settlement_charges_written_total",
+            "bastion_settlement_charges_voided_total",
             "bastion_request_log_dropped_total",
             "bastion_store_of_record_failing",
         }

@@ -75,8 +75,15 @@ class Cluster:
         return sdk
 
     async def charges(self, account_id: str) -> dict[str, int]:
+        """What each request costs the account: its charge, unless refunded (a charge whose
+        commit was in doubt when its client got 503 is voided by a refund)."""
         history = await self.db.ledger.entries(account_id, limit=100_000)
-        return {e["request_id"]: -e["amount"] for e in history if e["kind"] == "charge"}
+        refunded = {e["request_id"] for e in history if e["kind"] == "refund"}
+        return {
+            e["request_id"]: -e["amount"]
+            for e in history
+            if e["kind"] == "charge" and e["request_id"] not in refunded
+        }
 
     async def close(self) -> None:
         for sdk in self.clients:

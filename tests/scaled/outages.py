@@ -63,16 +63,28 @@ class OwnRedis:
 
 class CuttableProxy:
     """Forwards a local port to PostgreSQL until cut: then every connection is dropped and new
-    ones are refused, as if the server had stopped."""
+    ones are refused, as if the server had stopped.
+
+    :meth:`break_next_commit` breaks only the connection that next sends COMMIT, at the worst
+    moment: with the COMMIT delivered and its reply lost, or with the COMMIT lost."""
 
     def __init__(self, target_port: int = 5432) -> None:
         self.port = free_port()
         self._target = target_port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._commit_trap: bool | None = None
+        self._cut_with_commit = False
+        self.commit_broken = asyncio.Event()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    def break_next_commit(self, *, delivered: bool, then_cut: bool = False) -> None:
+        """``then_cut``: the whole server goes away with that connection."""
+        self._commit_trap = delivered
+        self._cut_with_commit = then_cut
+        self.commit_broken.clear()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -81,18 +93,47 @@ class CuttableProxy:
             writer.close()
             return
         self._writers.update((writer, up_writer))
+        replies_muted = False
 
-        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        async def trapped(data: bytes) -> bool:
+            nonlocal replies_muted
+            if self._commit_trap is None or b"COMMIT" not in data:
+                return False
+            delivered, self._commit_trap = self._commit_trap, None
+            if delivered:
+                replies_muted = True
+                up_writer.write(data)
+                await up_writer.drain()
+                await asyncio.sleep(0.3)  # the server commits; its reply is never passed on
+            writer.transport.abort()
+            up_writer.transport.abort()
+            if self._cut_with_commit:
+                self._cut_now()
+            self.commit_broken.set()
+            return True
+
+        async def pipe(
+            source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, upward: bool
+        ) -> None:
             with contextlib.suppress(OSError, asyncio.CancelledError):
                 while data := await source.read(65536):
+                    if upward and await trapped(data):
+                        return
+                    if not upward and replies_muted:
+                        continue
                     sink.write(data)
                     await sink.drain()
             sink.close()
 
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        await asyncio.gather(
+            pipe(reader, up_writer, upward=True), pipe(up_reader, writer, upward=False)
+        )
         self._writers.difference_update((writer, up_writer))
 
     async def cut(self) -> None:
+        self._cut_now()
+
+    def _cut_now(self) -> None:
         if self._server is not None:
             self._server.close()
             self._server = None

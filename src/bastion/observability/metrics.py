@@ -75,6 +75,7 @@ class SettlementCounters(Protocol):
     batches: int
     charges_written: int
     logs_dropped: int
+    voided: int
     failing: bool
 
 
@@ -349,6 +350,11 @@ class _SettlementCollector:
             "bastion_request_log_dropped",
             "Usage-history rows dropped because the queue was full (the ledger is unaffected).",
             value=writer.logs_dropped,
+        )
+        yield CounterMetricFamily(
+            "bastion_settlement_charges_voided",
+            "Charges refunded because their commit was unconfirmed when the client got 503.",
+            value=writer.voided,
         )
         yield GaugeMetricFamily(
             "bastion_store_of_record_failing",

@@ -24,6 +24,7 @@ class Database:
         *,
         batch_max: int = 512,
         sqlite: SqliteBatchWriter | None = None,
+        store_timeout_s: float = 0.5,
     ) -> None:
         self.engine = engine
         self.accounts = SqlAccounts(engine)
@@ -32,7 +33,9 @@ class Database:
         self.changes = SqlChangeFeed(engine)
         self.audit = SqlAuditLog(engine)
         self.meta = SqlMeta(engine)
-        self.settlements = SqlSettlementWriter(engine, batch_max=batch_max, sqlite=sqlite)
+        self.settlements = SqlSettlementWriter(
+            engine, batch_max=batch_max, sqlite=sqlite, store_timeout_s=store_timeout_s
+        )
 
     @classmethod
     def open(cls, storage: StorageSettings, *, batch_max: int = 512) -> Database:
@@ -40,7 +43,12 @@ class Database:
         if storage.is_sqlite:  # the hot write goes straight to the stdlib driver
             path = storage.database_url[len("sqlite:///") :]
             sqlite = SqliteBatchWriter(path, storage.sqlite_synchronous)
-        return cls(create_engine(storage), batch_max=batch_max, sqlite=sqlite)
+        return cls(
+            create_engine(storage),
+            batch_max=batch_max,
+            sqlite=sqlite,
+            store_timeout_s=storage.store_timeout_s,
+        )
 
     async def migrate(self) -> tuple[str | None, str]:
         return await migrate.upgrade(self.engine)

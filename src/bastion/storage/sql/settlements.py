@@ -7,6 +7,11 @@ commit (an fsync on SQLite) is shared by every request that finished meanwhile.
 
 Request-log rows (the per-request usage history) ride along with whatever batch comes next;
 nobody waits for them.
+
+A PostgreSQL batch whose COMMIT got no reply is *in doubt*: before its requests are answered,
+the writer asks the store whether it landed (see :mod:`bastion.storage.sql.in_doubt`), for up
+to ``doubt_wait_s``; past that its clients get 503 and any of its charges that did land is
+refunded once the store answers.
 """
 
 from __future__ import annotations
@@ -27,6 +32,12 @@ from bastion.core.records import Charge, RequestLogEntry
 from bastion.errors import StoreUnavailableError
 from bastion.storage.sql.batches import by_account, number
 from bastion.storage.sql.engine import translated_errors
+from bastion.storage.sql.in_doubt import (
+    CommitInDoubtError,
+    DoubtfulBatch,
+    committed_versions,
+    void,
+)
 from bastion.storage.sql.sqlite_batch import DuplicateChargeError, SqliteBatchWriter
 from bastion.storage.sql.tables import accounts, ledger, request_log
 
@@ -34,6 +45,8 @@ log = logging.getLogger("bastion.settlement")
 
 MAX_PENDING_LOGS = 100_000
 PROBE_INTERVAL_S = 0.5
+DOUBT_WAIT_S = 5.0
+"""How long the clients of an in-doubt batch wait for the store to say whether it landed."""
 
 
 @dataclass(slots=True)
@@ -51,9 +64,19 @@ class _Pending:
 
 class SqlSettlementWriter:
     def __init__(
-        self, engine: AsyncEngine, *, batch_max: int = 512, sqlite: SqliteBatchWriter | None = None
+        self,
+        engine: AsyncEngine,
+        *,
+        batch_max: int = 512,
+        sqlite: SqliteBatchWriter | None = None,
+        store_timeout_s: float = 0.5,
+        doubt_wait_s: float = DOUBT_WAIT_S,
     ) -> None:
         self._engine = engine
+        self._lock_timeout_ms = max(1, int(store_timeout_s * 1000))
+        self.doubt_wait_s = doubt_wait_s
+        """How long the clients of an in-doubt batch wait for the store's word."""
+        self._doubtful: list[DoubtfulBatch] = []
         self._sqlite = sqlite
         self._batch_max = batch_max
         self._charges: deque[_Pending] = deque()
@@ -65,9 +88,11 @@ class SqlSettlementWriter:
         self.charges_written = 0
         self.logs_dropped = 0
         self._writing = False
+        self.voided = 0
         self.failing = False
-        """True from a failed write until the store answers again: admission refuses (503)
-        meanwhile, so no request is served whose charge could not be written."""
+        """True from a failed write until the store answers again (and every batch left in
+        doubt is settled): admission refuses (503) meanwhile, so no request is served whose
+        charge could not be written."""
 
     def start(self) -> None:
         if self._task is None:
@@ -144,6 +169,20 @@ class SqlSettlementWriter:
                 versions = await self._write(batch, logs)
             except IntegrityError:
                 versions = await self._write_one_by_one(batch, logs)
+            except CommitInDoubtError as exc:
+                self.failing = True
+                landed = await self._resolve(batch)
+                if landed is None:  # still unknown: its clients get 503, a landed charge is voided
+                    log.warning("a settlement commit is in doubt; its charges will be voided")
+                    self._doubtful.append(DoubtfulBatch([p.charge for p in batch]))
+                if not landed:
+                    for item in batch:
+                        item.fail(exc)
+                    # Rows that did land make the retry hit the unique index: skipped there.
+                    self._logs.extendleft(reversed(logs))
+                    self._writing = False
+                    continue
+                versions = landed
             except StoreUnavailableError as exc:
                 self.failing = True
                 for item in batch:
@@ -160,7 +199,9 @@ class SqlSettlementWriter:
                 self._writing = False
                 continue
             self._writing = False
-            self.failing = False
+            self.failing = bool(self._doubtful)
+            if self._doubtful:
+                await self._settle_doubts()
             self.batches += 1
             self.charges_written += len(batch)
             # The answers' last bytes first, in this same step: no other task runs between
@@ -178,8 +219,44 @@ class SqlSettlementWriter:
                 await conn.execute(text("SELECT 1"))
         except StoreUnavailableError:
             return
-        self.failing = False
-        log.warning("the store of record answers again")
+        await self._settle_doubts()
+        if not self._doubtful:
+            self.failing = False
+            log.warning("the store of record answers again")
+
+    async def _resolve(self, batch: list[_Pending]) -> dict[str, int | None] | None:
+        """Whether an in-doubt batch landed: its versions if it did, {} if it did not, None
+        if the store did not say within ``doubt_wait_s``."""
+        charges = [p.charge for p in batch]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.doubt_wait_s
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    return await committed_versions(
+                        self._engine, charges, lock_timeout_ms=self._lock_timeout_ms
+                    )
+            except (StoreUnavailableError, TimeoutError):
+                pass
+            if loop.time() + PROBE_INTERVAL_S >= deadline:
+                return None
+            await asyncio.sleep(PROBE_INTERVAL_S)
+
+    async def _settle_doubts(self) -> None:
+        """Void what landed of the batches whose clients were answered 503 (oldest first);
+        stops at the first the store cannot settle yet."""
+        while self._doubtful:
+            try:
+                async with asyncio.timeout(self.doubt_wait_s):
+                    refunded = await void(
+                        self._engine, self._doubtful[0], lock_timeout_ms=self._lock_timeout_ms
+                    )
+            except (StoreUnavailableError, TimeoutError):
+                return
+            self._doubtful.pop(0)
+            self.voided += refunded
+            if refunded:
+                log.warning("voided %d charges whose commit was in doubt", refunded)
 
     async def _write(
         self, batch: list[_Pending], logs: list[RequestLogEntry]
@@ -193,10 +270,21 @@ class SqlSettlementWriter:
                 )
             except DuplicateChargeError:
                 raise IntegrityError("duplicate in batch", None, Exception()) from None
-        async with translated_errors(), self._engine.begin() as conn:
-            versions = await _write_charges(conn, [p.charge for p in batch])
-            if logs:
-                await conn.execute(request_log.insert(), [_log_row(e) for e in logs])
+        committing = committed = False
+        try:
+            async with translated_errors(), self._engine.connect() as conn:
+                async with conn.begin():
+                    versions = await _write_charges(conn, [p.charge for p in batch])
+                    if logs:
+                        await conn.execute(request_log.insert(), [_log_row(e) for e in logs])
+                    committing = True  # leaving this block sends COMMIT
+                committed = True
+        except StoreUnavailableError as exc:
+            if committed:  # only giving the connection back failed
+                return versions
+            if committing and batch:
+                raise CommitInDoubtError() from exc
+            raise
         return versions
 
     async def _write_one_by_one(
@@ -209,6 +297,10 @@ class SqlSettlementWriter:
                 versions.update(await self._write([item], []))
             except IntegrityError:
                 versions[item.charge.request_id] = None
+            except CommitInDoubtError as exc:
+                self.failing = True
+                self._doubtful.append(DoubtfulBatch([item.charge]))
+                item.fail(exc)
             except StoreUnavailableError as exc:
                 item.fail(exc)
         for entry in logs:

@@ -1,0 +1,129 @@
+"""A settlement batch whose COMMIT got no reply from PostgreSQL: the client is answered by
+what the store says happened, never by a guess.
+
+- the COMMIT landed and the store answers: the answer leaves and the charge stands;
+- the COMMIT was lost: 503, nothing charged;
+- the store stays away past the wait: 503, and the charge that did land is refunded once the
+  store answers, so the client pays nothing for a request it saw fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bastion.core.delivery import Delivery
+from bastion.errors import StoreUnavailableError
+from bastion.settings import StorageSettings
+from bastion.storage.sql.database import Database
+from bastion.storage.sql.in_doubt import VOID_REASON
+from tests.contract.support import new_account
+from tests.contract.test_ledger import charge
+from tests.scaled.outages import CuttableProxy
+
+ANSWER = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nanswer"
+
+
+class Recorder:
+    """Stands in for the event loop's transport of the client's connection."""
+
+    def __init__(self) -> None:
+        self.written = b""
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += bytes(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+
+@pytest.fixture
+async def proxy() -> AsyncIterator[CuttableProxy]:
+    server = CuttableProxy()
+    await server.start()
+    yield server
+    await server.cut()
+
+
+@pytest.fixture
+async def db(pg_database: str, proxy: CuttableProxy) -> AsyncIterator[Database]:
+    url = pg_database.replace(":5432/", f":{proxy.port}/")
+    database = Database.open(StorageSettings(database_url=url, store_timeout_s=0.5))
+    await database.migrate()
+    database.settlements.start()
+    yield database
+    await database.close()
+
+
+async def _kinds(db: Database, account: str) -> list[tuple[str, int]]:
+    return [(e["kind"], e["amount"]) for e in await db.ledger.entries(account)]
+
+
+async def test_a_commit_that_landed_delivers_the_answer_and_keeps_the_charge(
+    db: Database, proxy: CuttableProxy
+) -> None:
+    account = await new_account(db, balance=10_000)
+    proxy.break_next_commit(delivered=True)
+    transport, delivery = Recorder(), Delivery()
+    durable = db.settlements.enqueue(charge(f"req_landed_{account}", account, 100), delivery)
+    assert delivery.hand_over(ANSWER, transport, -1)
+    assert await durable == 2  # the version the charge really has: the ledger was asked
+    assert proxy.commit_broken.is_set()
+    assert transport.written == ANSWER
+    assert await _kinds(db, account) == [("charge", -100), ("grant", 10_000)]
+    assert (await db.ledger.funds(account)).balance == 9_900  # type: ignore[union-attr]
+    assert not db.settlements.failing
+    assert not (await db.ledger.verify())[1]
+
+
+async def test_a_commit_that_was_lost_fails_the_request_and_charges_nothing(
+    db: Database, proxy: CuttableProxy
+) -> None:
+    account = await new_account(db, balance=10_000)
+    proxy.break_next_commit(delivered=False)
+    transport, delivery = Recorder(), Delivery()
+    durable = db.settlements.enqueue(charge(f"req_lost_{account}", account, 100), delivery)
+    assert delivery.hand_over(ANSWER, transport, -1)
+    with pytest.raises(StoreUnavailableError):
+        await durable
+    assert transport.written == b""  # the client gets a 503 from its handler instead
+    assert await _kinds(db, account) == [("grant", 10_000)]
+    assert db.settlements.voided == 0
+    # the writer recovers: the next charge goes through
+    assert await db.settlements.charge(charge(f"req_after_{account}", account, 50)) == 2
+    assert not (await db.ledger.verify())[1]
+
+
+async def test_a_landed_commit_unconfirmed_in_time_is_refunded_once_the_store_answers(
+    db: Database, proxy: CuttableProxy
+) -> None:
+    db.settlements.doubt_wait_s = 0.6
+    account = await new_account(db, balance=10_000)
+    request_id = f"req_void_{account}"
+    proxy.break_next_commit(delivered=True, then_cut=True)
+    transport, delivery = Recorder(), Delivery()
+    durable = db.settlements.enqueue(charge(request_id, account, 100), delivery)
+    assert delivery.hand_over(ANSWER, transport, -1)
+    with pytest.raises(StoreUnavailableError):
+        await durable
+    assert transport.written == b""
+    assert db.settlements.failing  # admission refuses until the doubt is settled
+    await proxy.restore()
+    for _ in range(100):
+        if not db.settlements.failing:
+            break
+        await asyncio.sleep(0.05)
+    assert not db.settlements.failing
+    assert db.settlements.voided == 1
+    entries = await db.ledger.entries(account)
+    assert [(e["kind"], e["amount"]) for e in entries] == [
+        ("refund", 100),
+        ("charge", -100),
+        ("grant", 10_000),
+    ]
+    assert entries[0]["request_id"] == request_id
+    assert entries[0]["reason"] == VOID_REASON
+    assert (await db.ledger.funds(account)).balance == 10_000  # type: ignore[union-attr]
+    assert not (await db.ledger.verify())[1]
