@@ -14,6 +14,7 @@ import pytest
 
 from bastion.core.delivery import Delivery
 from bastion.storage.sql.database import Database
+from bastion.storage.sql.sqlite_batch import SqliteBatchWriter
 from tests.contract.support import new_account
 from tests.contract.test_ledger import charge
 
@@ -148,8 +149,8 @@ async def test_the_inline_writer_leaves_checkpoints_to_the_thread(
 ) -> None:
     """The event loop never checkpoints the write-ahead log (that syncs the file); the
     writer thread does, every so many inline batches, so the log does not grow forever."""
-    writer = database.settlements._sqlite
-    if writer is None:
+    writer = database.settlements.batch_writer
+    if not isinstance(writer, SqliteBatchWriter):
         pytest.skip("SQLite only")
     monkeypatch.setattr(writer, "CHECKPOINT_EVERY", 5)
     account = await new_account(database, balance=100_000)

@@ -65,26 +65,32 @@ class CuttableProxy:
     """Forwards a local port to PostgreSQL until cut: then every connection is dropped and new
     ones are refused, as if the server had stopped.
 
-    :meth:`break_next_commit` breaks only the connection that next sends COMMIT, at the worst
-    moment: with the COMMIT delivered and its reply lost, or with the COMMIT lost."""
+    :meth:`break_next` breaks only the connection that next sends a given marker (a COMMIT,
+    a request id in a statement's parameters), at the worst moment: with the statement
+    delivered and its reply lost, or with the statement lost."""
 
     def __init__(self, target_port: int = 5432) -> None:
         self.port = free_port()
         self._target = target_port
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
-        self._commit_trap: bool | None = None
-        self._cut_with_commit = False
-        self.commit_broken = asyncio.Event()
+        self._trap: tuple[bytes, bool] | None = None
+        self._trap_times = 0
+        self._cut_with_trap = False
+        self.broken = asyncio.Event()
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
 
-    def break_next_commit(self, *, delivered: bool, then_cut: bool = False) -> None:
-        """``then_cut``: the whole server goes away with that connection."""
-        self._commit_trap = delivered
-        self._cut_with_commit = then_cut
-        self.commit_broken.clear()
+    def break_next(
+        self, marker: bytes, *, delivered: bool, then_cut: bool = False, times: int = 1
+    ) -> None:
+        """``then_cut``: the whole server goes away with that connection; ``times``: that many
+        sends of the marker are broken."""
+        self._trap = (marker, delivered)
+        self._trap_times = times
+        self._cut_with_trap = then_cut
+        self.broken.clear()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -97,9 +103,12 @@ class CuttableProxy:
 
         async def trapped(data: bytes) -> bool:
             nonlocal replies_muted
-            if self._commit_trap is None or b"COMMIT" not in data:
+            if self._trap is None or self._trap[0] not in data:
                 return False
-            delivered, self._commit_trap = self._commit_trap, None
+            delivered = self._trap[1]
+            self._trap_times -= 1
+            if self._trap_times <= 0:
+                self._trap = None
             if delivered:
                 replies_muted = True
                 up_writer.write(data)
@@ -107,9 +116,9 @@ class CuttableProxy:
                 await asyncio.sleep(0.3)  # the server commits; its reply is never passed on
             writer.transport.abort()
             up_writer.transport.abort()
-            if self._cut_with_commit:
+            if self._cut_with_trap:
                 self._cut_now()
-            self.commit_broken.set()
+            self.broken.set()
             return True
 
         async def pipe(

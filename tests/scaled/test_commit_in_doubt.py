@@ -1,8 +1,10 @@
-"""A settlement batch whose COMMIT got no reply from PostgreSQL: the client is answered by
-what the store says happened, never by a guess.
+"""A settlement batch whose statement got no reply from PostgreSQL (the batch is one
+statement, committed before the reply): the client is answered by what the store says
+happened, never by a guess.  The proxy breaks the one connection that carries the request's
+id, with the statement delivered and its reply lost, or with the statement lost.
 
-- the COMMIT landed and the store answers: the answer leaves and the charge stands;
-- the COMMIT was lost: 503, nothing charged;
+- it landed and the store answers: the answer leaves and the charge stands;
+- it was lost: written again, once; lost again: 503, nothing charged;
 - the store stays away past the wait: 503, and the charge that did land is refunded once the
   store answers, so the client pays nothing for a request it saw fail.
 """
@@ -57,6 +59,11 @@ async def db(pg_database: str, proxy: CuttableProxy) -> AsyncIterator[Database]:
     await database.close()
 
 
+def in_batch(request_id: str) -> bytes:
+    """The request id as the batch statement's parameter carries it (not as a query asks)."""
+    return f'"request_id":"{request_id}"'.encode()
+
+
 async def _kinds(db: Database, account: str) -> list[tuple[str, int]]:
     return [(e["kind"], e["amount"]) for e in await db.ledger.entries(account)]
 
@@ -65,12 +72,13 @@ async def test_a_commit_that_landed_delivers_the_answer_and_keeps_the_charge(
     db: Database, proxy: CuttableProxy
 ) -> None:
     account = await new_account(db, balance=10_000)
-    proxy.break_next_commit(delivered=True)
+    request_id = f"req_landed_{account}"
+    proxy.break_next(in_batch(request_id), delivered=True)
     transport, delivery = Recorder(), Delivery()
-    durable = db.settlements.enqueue(charge(f"req_landed_{account}", account, 100), delivery)
+    durable = db.settlements.enqueue(charge(request_id, account, 100), delivery)
     assert delivery.hand_over(ANSWER, transport, -1)
     assert await durable == 2  # the version the charge really has: the ledger was asked
-    assert proxy.commit_broken.is_set()
+    assert proxy.broken.is_set()
     assert transport.written == ANSWER
     assert await _kinds(db, account) == [("charge", -100), ("grant", 10_000)]
     assert (await db.ledger.funds(account)).balance == 9_900  # type: ignore[union-attr]
@@ -78,13 +86,28 @@ async def test_a_commit_that_landed_delivers_the_answer_and_keeps_the_charge(
     assert not (await db.ledger.verify())[1]
 
 
-async def test_a_commit_that_was_lost_fails_the_request_and_charges_nothing(
+async def test_a_commit_that_was_lost_is_written_again(db: Database, proxy: CuttableProxy) -> None:
+    account = await new_account(db, balance=10_000)
+    request_id = f"req_lost_{account}"
+    proxy.break_next(in_batch(request_id), delivered=False)
+    transport, delivery = Recorder(), Delivery()
+    durable = db.settlements.enqueue(charge(request_id, account, 100), delivery)
+    assert delivery.hand_over(ANSWER, transport, -1)
+    assert await durable == 2
+    assert proxy.broken.is_set()
+    assert transport.written == ANSWER
+    assert await _kinds(db, account) == [("charge", -100), ("grant", 10_000)]
+    assert not (await db.ledger.verify())[1]
+
+
+async def test_a_commit_lost_twice_fails_the_request_and_charges_nothing(
     db: Database, proxy: CuttableProxy
 ) -> None:
     account = await new_account(db, balance=10_000)
-    proxy.break_next_commit(delivered=False)
+    request_id = f"req_lost_twice_{account}"
+    proxy.break_next(in_batch(request_id), delivered=False, times=2)
     transport, delivery = Recorder(), Delivery()
-    durable = db.settlements.enqueue(charge(f"req_lost_{account}", account, 100), delivery)
+    durable = db.settlements.enqueue(charge(request_id, account, 100), delivery)
     assert delivery.hand_over(ANSWER, transport, -1)
     with pytest.raises(StoreUnavailableError):
         await durable
@@ -102,7 +125,7 @@ async def test_a_landed_commit_unconfirmed_in_time_is_refunded_once_the_store_an
     db.settlements.doubt_wait_s = 0.6
     account = await new_account(db, balance=10_000)
     request_id = f"req_void_{account}"
-    proxy.break_next_commit(delivered=True, then_cut=True)
+    proxy.break_next(in_batch(request_id), delivered=True, then_cut=True)
     transport, delivery = Recorder(), Delivery()
     durable = db.settlements.enqueue(charge(request_id, account, 100), delivery)
     assert delivery.hand_over(ANSWER, transport, -1)

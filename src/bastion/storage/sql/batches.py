@@ -7,6 +7,11 @@ from collections import defaultdict
 from bastion.core.records import Charge
 
 
+class DuplicateChargeError(Exception):
+    """A row of the batch broke a unique constraint (a request id written before): nothing of
+    the batch was written."""
+
+
 def by_account(charges: list[Charge]) -> list[tuple[str, list[Charge]]]:
     """The batch's charges grouped by account, accounts in a fixed order (so concurrent
     replicas never deadlock on each other's rows)."""

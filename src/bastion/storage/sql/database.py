@@ -13,6 +13,7 @@ from bastion.storage.sql.engine import create_engine
 from bastion.storage.sql.keys import SqlKeyStore
 from bastion.storage.sql.ledger import SqlLedger
 from bastion.storage.sql.meta import SqlMeta
+from bastion.storage.sql.pg_batch import PgBatchWriter
 from bastion.storage.sql.settlements import SqlSettlementWriter
 from bastion.storage.sql.sqlite_batch import SqliteBatchWriter
 
@@ -21,9 +22,9 @@ class Database:
     def __init__(
         self,
         engine: AsyncEngine,
+        batches: SqliteBatchWriter | PgBatchWriter,
         *,
         batch_max: int = 512,
-        sqlite: SqliteBatchWriter | None = None,
         store_timeout_s: float = 0.5,
     ) -> None:
         self.engine = engine
@@ -34,19 +35,24 @@ class Database:
         self.audit = SqlAuditLog(engine)
         self.meta = SqlMeta(engine)
         self.settlements = SqlSettlementWriter(
-            engine, batch_max=batch_max, sqlite=sqlite, store_timeout_s=store_timeout_s
+            engine, batches, batch_max=batch_max, store_timeout_s=store_timeout_s
         )
 
     @classmethod
     def open(cls, storage: StorageSettings, *, batch_max: int = 512) -> Database:
-        sqlite = None
-        if storage.is_sqlite:  # the hot write goes straight to the stdlib driver
+        # The hot write goes straight to the driver: the stdlib's sqlite3, or asyncpg.
+        batches: SqliteBatchWriter | PgBatchWriter
+        if storage.is_sqlite:
             path = storage.database_url[len("sqlite:///") :]
-            sqlite = SqliteBatchWriter(path, storage.sqlite_synchronous)
+            batches = SqliteBatchWriter(path, storage.sqlite_synchronous)
+        else:
+            batches = PgBatchWriter(
+                storage.database_url, timeout_s=max(1.0, storage.store_timeout_s * 4)
+            )
         return cls(
             create_engine(storage),
+            batches,
             batch_max=batch_max,
-            sqlite=sqlite,
             store_timeout_s=storage.store_timeout_s,
         )
 

@@ -22,15 +22,13 @@ import logging
 from collections import deque
 from dataclasses import dataclass, field
 
-from sqlalchemy import select, text, update
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bastion.core.calendar import day_of, month_of
 from bastion.core.delivery import Delivery
 from bastion.core.records import Charge, RequestLogEntry
 from bastion.errors import StoreUnavailableError
-from bastion.storage.sql.batches import by_account, number
+from bastion.storage.sql.batches import DuplicateChargeError
 from bastion.storage.sql.engine import translated_errors
 from bastion.storage.sql.in_doubt import (
     CommitInDoubtError,
@@ -38,8 +36,9 @@ from bastion.storage.sql.in_doubt import (
     committed_versions,
     void,
 )
-from bastion.storage.sql.sqlite_batch import DuplicateChargeError, SqliteBatchWriter
-from bastion.storage.sql.tables import accounts, ledger, request_log
+from bastion.storage.sql.pg_batch import PgBatchWriter
+from bastion.storage.sql.sqlite_batch import SqliteBatchWriter
+from bastion.storage.sql.tables import request_log
 
 log = logging.getLogger("bastion.settlement")
 
@@ -54,6 +53,7 @@ class _Pending:
     charge: Charge
     delivery: Delivery | None = None
     done: asyncio.Future[int | None] = field(default_factory=asyncio.Future)
+    retried: bool = False
 
     def fail(self, exc: BaseException) -> None:
         if self.delivery is not None:
@@ -66,18 +66,18 @@ class SqlSettlementWriter:
     def __init__(
         self,
         engine: AsyncEngine,
+        batches: SqliteBatchWriter | PgBatchWriter,
         *,
         batch_max: int = 512,
-        sqlite: SqliteBatchWriter | None = None,
         store_timeout_s: float = 0.5,
         doubt_wait_s: float = DOUBT_WAIT_S,
     ) -> None:
         self._engine = engine
+        self.batch_writer = batches
         self._lock_timeout_ms = max(1, int(store_timeout_s * 1000))
         self.doubt_wait_s = doubt_wait_s
         """How long the clients of an in-doubt batch wait for the store's word."""
         self._doubtful: list[DoubtfulBatch] = []
-        self._sqlite = sqlite
         self._batch_max = batch_max
         self._charges: deque[_Pending] = deque()
         self._logs: deque[RequestLogEntry] = deque(maxlen=MAX_PENDING_LOGS)
@@ -106,8 +106,7 @@ class SqlSettlementWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        if self._sqlite is not None:
-            await self._sqlite.close()
+        await self.batch_writer.close()
 
     def enqueue(
         self, charge: Charge, delivery: Delivery | None = None
@@ -117,8 +116,8 @@ class SqlSettlementWriter:
         StoreUnavailableError if it could not be written.  The bytes handed to ``delivery``
         are sent right after the commit, before the future resolves."""
         pending = _Pending(charge, delivery)
-        if delivery is not None and self._sqlite is not None:
-            delivery.from_thread = self._sqlite.commits_in_thread
+        if delivery is not None:
+            delivery.from_thread = self.batch_writer.commits_in_thread
         if self._closing and self._task is None:
             pending.fail(StoreUnavailableError("the gateway is shutting down"))
             return pending.done
@@ -167,7 +166,7 @@ class SqlSettlementWriter:
             self._writing = True
             try:
                 versions = await self._write(batch, logs)
-            except IntegrityError:
+            except DuplicateChargeError:
                 versions = await self._write_one_by_one(batch, logs)
             except CommitInDoubtError as exc:
                 self.failing = True
@@ -176,8 +175,14 @@ class SqlSettlementWriter:
                     log.warning("a settlement commit is in doubt; its charges will be voided")
                     self._doubtful.append(DoubtfulBatch([p.charge for p in batch]))
                 if not landed:
+                    # Known not written (the store answers): written again, once.
+                    again = [p for p in batch if landed is not None and not p.retried]
                     for item in batch:
-                        item.fail(exc)
+                        if item in again:
+                            item.retried = True
+                        else:
+                            item.fail(exc)
+                    self._charges.extendleft(reversed(again))
                     # Rows that did land make the retry hit the unique index: skipped there.
                     self._logs.extendleft(reversed(logs))
                     self._writing = False
@@ -261,31 +266,11 @@ class SqlSettlementWriter:
     async def _write(
         self, batch: list[_Pending], logs: list[RequestLogEntry]
     ) -> dict[str, int | None]:
-        if self._sqlite is not None:
-            try:
-                return await self._sqlite.write(
-                    [p.charge for p in batch],
-                    logs,
-                    [p.delivery for p in batch if p.delivery is not None],
-                )
-            except DuplicateChargeError:
-                raise IntegrityError("duplicate in batch", None, Exception()) from None
-        committing = committed = False
-        try:
-            async with translated_errors(), self._engine.connect() as conn:
-                async with conn.begin():
-                    versions = await _write_charges(conn, [p.charge for p in batch])
-                    if logs:
-                        await conn.execute(request_log.insert(), [_log_row(e) for e in logs])
-                    committing = True  # leaving this block sends COMMIT
-                committed = True
-        except StoreUnavailableError as exc:
-            if committed:  # only giving the connection back failed
-                return versions
-            if committing and batch:
-                raise CommitInDoubtError() from exc
-            raise
-        return versions
+        return await self.batch_writer.write(
+            [p.charge for p in batch],
+            logs,
+            [p.delivery for p in batch if p.delivery is not None],
+        )
 
     async def _write_one_by_one(
         self, batch: list[_Pending], logs: list[RequestLogEntry]
@@ -295,7 +280,7 @@ class SqlSettlementWriter:
         for item in batch:
             try:
                 versions.update(await self._write([item], []))
-            except IntegrityError:
+            except DuplicateChargeError:
                 versions[item.charge.request_id] = None
             except CommitInDoubtError as exc:
                 self.failing = True
@@ -304,69 +289,9 @@ class SqlSettlementWriter:
             except StoreUnavailableError as exc:
                 item.fail(exc)
         for entry in logs:
-            with contextlib.suppress(IntegrityError, StoreUnavailableError):
+            with contextlib.suppress(DuplicateChargeError, StoreUnavailableError):
                 await self._write([], [entry])
         return versions
-
-
-async def _write_charges(conn: AsyncConnection, charges: list[Charge]) -> dict[str, int | None]:
-    if not charges:
-        return {}
-    versions: dict[str, int | None] = {}
-    for account_id, items in by_account(charges):
-        total = sum(c.amount for c in items)
-        end = (
-            await conn.execute(
-                update(accounts)
-                .where(accounts.c.id == account_id)
-                .values(
-                    balance=accounts.c.balance - total,
-                    version=accounts.c.version + len(items),
-                )
-                .returning(accounts.c.version)
-            )
-        ).scalar_one_or_none()
-        if end is None:
-            raise IntegrityError("charge for a missing account", None, Exception(account_id))
-        number(items, int(end), versions)
-    await conn.execute(
-        ledger.insert(),
-        [
-            {
-                "account_id": c.account_id,
-                "key_id": c.key_id,
-                "request_id": c.request_id,
-                "kind": "charge",
-                "amount": -c.amount,
-                "model": c.model,
-                "endpoint": c.endpoint,
-                "usage": c.usage,
-                "actor": None,
-                "reason": None,
-                "created_ms": c.created_ms,
-                "day": day_of(c.created_ms),
-                "month": month_of(c.created_ms),
-            }
-            for c in charges
-        ],
-    )
-    return versions
-
-
-def _log_row(entry: RequestLogEntry) -> dict[str, object]:
-    return {
-        "request_id": entry.request_id,
-        "account_id": entry.account_id,
-        "key_id": entry.key_id,
-        "model": entry.model,
-        "endpoint": entry.endpoint,
-        "status": entry.status,
-        "usage": entry.usage,
-        "cost": entry.cost,
-        "duration_ms": entry.duration_ms,
-        "created_ms": entry.created_ms,
-        "day": day_of(entry.created_ms),
-    }
 
 
 async def recent_requests(

@@ -20,7 +20,7 @@ from bastion.core.calendar import day_of, month_of
 from bastion.core.delivery import Delivery
 from bastion.core.records import Charge, RequestLogEntry
 from bastion.errors import StoreUnavailableError
-from bastion.storage.sql.batches import by_account, number
+from bastion.storage.sql.batches import DuplicateChargeError, by_account, number
 
 log = logging.getLogger("bastion.settlement")
 
@@ -37,10 +37,6 @@ INSERT_LOG = (
     "INSERT INTO request_log (request_id, account_id, key_id, model, endpoint, status, usage, "
     "cost, duration_ms, created_ms, day) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-
-
-class DuplicateChargeError(Exception):
-    """A row of the batch broke a unique constraint (a request id written before)."""
 
 
 class SqliteBatchWriter:
