@@ -8,10 +8,10 @@ the same steps in one Lua script.  Either way the answer is one :class:`AdmitRes
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from bastion.core.frozen import record
 from bastion.core.limits import LimitDecision, Rate
 
 
@@ -27,7 +27,7 @@ class Outcome(StrEnum):
     """The store does not know the key's spend this month yet: load it and retry."""
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AdmitRequest:
     request_id: str
     key_id: str
@@ -41,7 +41,7 @@ class AdmitRequest:
     lease_ttl_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class AdmitResult:
     outcome: Outcome
     limit: LimitDecision

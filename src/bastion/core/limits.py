@@ -8,10 +8,10 @@ this module (in-process limiter) and in a Redis Lua script on Redis's own clock.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bastion.core.frozen import record
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Rate:
     per_minute: int
 
@@ -25,7 +25,7 @@ class Rate:
         return self.per_minute
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class LimitDecision:
     allowed: bool
     tat_ms: int

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bastion.core.frozen import record
+
 
 @dataclass(frozen=True, slots=True)
 class AccountRecord:
@@ -60,7 +62,7 @@ class KeyRecord:
         }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Principal:
     """Who is calling: the key and the account state that admission needs, as one snapshot."""
 
@@ -76,7 +78,7 @@ class Change:
     key_id: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Charge:
     """One charge to write: the ledger entry of a settled request."""
 
@@ -90,7 +92,7 @@ class Charge:
     created_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class RequestLogEntry:
     request_id: str
     account_id: str

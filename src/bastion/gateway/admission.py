@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from bastion.core.admission import AdmissionStore, AdmitRequest, AdmitResult, Outcome
 from bastion.core.calendar import month_of, now_ms
 from bastion.core.catalog import Tier
+from bastion.core.frozen import record
 from bastion.core.limits import LimitDecision, Rate, reset_text, retry_after_seconds
 from bastion.core.money import format_usd
 from bastion.core.records import Principal
@@ -39,7 +40,7 @@ REFUSALS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class Limits:
     """The limits that apply to one key: its tier's, unless the operator overrode them."""
 

@@ -15,9 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
+from yarl import URL
 
 from bastion.errors import UpstreamError
 from bastion.settings import UpstreamSettings
+
+FRESH_S = 0.005
+"""A deadline this close to its full length counts as full (the first attempt's)."""
 
 
 class UpstreamAttemptError(UpstreamError):
@@ -128,6 +133,14 @@ class OpenAIUpstream:
         if settings.api_key is not None:
             headers["Authorization"] = f"Bearer {settings.api_key.value}"
         self._headers = headers
+        self._headers_for: dict[str | None, CIMultiDict[str]] = {}
+        self._urls: dict[str, URL] = {}
+        timeouts = settings.timeouts
+        self._fresh_timeout = aiohttp.ClientTimeout(
+            total=timeouts.total_s,
+            sock_connect=timeouts.connect_s,
+            sock_read=timeouts.first_byte_s,
+        )
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -158,25 +171,29 @@ class OpenAIUpstream:
         extra_headers: Mapping[str, str] | None = None,
     ) -> UpstreamReply:
         """POST to ``<base_url><path>`` and wait for the reply's headers (the first byte)."""
-        headers = dict(self._headers)
-        if content_type:
-            headers["Content-Type"] = content_type
-        if extra_headers:
-            headers.update(extra_headers)
-        timeouts = self.settings.timeouts
-        url = self.settings.base_url + path
-        # aiohttp's own timers, set once per request (no timer of ours per await): connect;
-        # the read timer, armed once connected, bounds the wait for the first byte; the
-        # whole exchange.  Once the head is in, the read timer becomes the between-chunk gap.
-        timeout = aiohttp.ClientTimeout(
-            total=deadline.left(timeouts.total_s),
-            sock_connect=timeouts.connect_s,
-            sock_read=timeouts.first_byte_s,
-        )
+        headers = self._headers_for.get(content_type) if not extra_headers else None
+        if headers is None:
+            headers = CIMultiDict(self._headers)
+            if content_type:
+                headers["Content-Type"] = content_type
+            if extra_headers:
+                headers.update(extra_headers)
+            elif len(self._headers_for) < 64:
+                self._headers_for[content_type] = headers  # aiohttp copies what it is given
+        url = self._urls.get(path)
+        if url is None:
+            url = URL(self.settings.base_url + path)
+            if len(self._urls) < 256:  # the endpoints' paths: a handful
+                self._urls[path] = url
         try:
             response = await self._client().post(
-                url, data=data, headers=headers, allow_redirects=False, timeout=timeout
+                url,
+                data=data,
+                headers=headers,
+                allow_redirects=False,
+                timeout=self._timeout(deadline),
             )
+            timeouts = self.settings.timeouts
             if timeouts.between_chunks_s != timeouts.first_byte_s:
                 _read_gap(response, timeouts.between_chunks_s)
         except TimeoutError:
@@ -192,6 +209,19 @@ class OpenAIUpstream:
                 "the upstream closed the connection without answering", retryable=True
             ) from None
         return UpstreamReply(response, self.settings, deadline)
+
+    def _timeout(self, deadline: Deadline) -> aiohttp.ClientTimeout:
+        """aiohttp's own timers, set once per request (no timer of ours per await): connect;
+        the read timer, armed once connected, bounds the wait for the first byte; the whole
+        exchange.  Once the head is in, the read timer becomes the between-chunk gap.  A
+        request's first attempt (its deadline a few milliseconds old) shares one object."""
+        timeouts = self.settings.timeouts
+        left = deadline.left(timeouts.total_s)
+        if left >= timeouts.total_s - FRESH_S:
+            return self._fresh_timeout
+        return aiohttp.ClientTimeout(
+            total=left, sock_connect=timeouts.connect_s, sock_read=timeouts.first_byte_s
+        )
 
     async def get(self, path: str, deadline: Deadline) -> UpstreamReply:
         try:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from bastion.core.admission import AdmitRequest, AdmitResult, Outcome
 from bastion.core.clock import Clock, SystemClock
+from bastion.core.frozen import record
 from bastion.core.limits import gcra
 
 
@@ -37,7 +38,7 @@ class _Hold:
     expires_ms: int
 
 
-@dataclass(frozen=True, slots=True)
+@record
 class _Released:
     """A committed charge this store applied, kept a while so that a snapshot read before the
     commit but seeded after it still accounts for it."""
