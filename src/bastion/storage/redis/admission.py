@@ -30,6 +30,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from bastion.core.admission import AdmitRequest, AdmitResult, Outcome
 from bastion.core.limits import LimitDecision
 from bastion.errors import ServiceUnavailableError, StoreUnavailableError
+from bastion.storage.redis.batcher import ScriptBatcher
 
 log = logging.getLogger("bastion.redis")
 
@@ -106,6 +107,7 @@ class RedisAdmission:
         self._seed_key = client.register_script(_script("seed_key.lua"))
         self._refresh = client.register_script(_script("refresh.lua"))
         self._epoch = client.register_script(_script("epoch.lua"))
+        self._batch = ScriptBatcher(client, Translated)
         self.epoch: str | None = None
 
     # -- key names (a stable format: see docs/operations.md) -------------------------------
@@ -139,8 +141,7 @@ class RedisAdmission:
             self._prefix,
         ]
         for _ in range(3):
-            async with Translated():
-                reply = await self._admit(keys=keys, args=args)
+            reply = await self._batch.call(self._admit, keys, args)
             outcome, retry_ms, remaining, reset_ms, available, epoch = reply
             if outcome == "no_epoch":
                 await self._establish_epoch()
@@ -200,8 +201,7 @@ class RedisAdmission:
         )
 
     async def _release_now(self, keys: list[str], args: list[str | int]) -> None:
-        async with Translated():
-            await self._release(keys=keys, args=args)
+        await self._batch.call(self._release, keys, args)
 
     async def seed_account(self, account_id: str, balance: int, version: int) -> None:
         keys = [
@@ -277,4 +277,5 @@ class RedisAdmission:
             await self._redis.ping()
 
     async def close(self) -> None:
+        await self._batch.close()
         await self._redis.aclose(close_connection_pool=True)
