@@ -150,3 +150,30 @@ async def test_a_landed_commit_unconfirmed_in_time_is_refunded_once_the_store_an
     assert entries[0]["reason"] == VOID_REASON
     assert (await db.ledger.funds(account)).balance == 10_000  # type: ignore[union-attr]
     assert not (await db.ledger.verify())[1]
+
+
+async def test_a_doubt_that_cannot_be_settled_does_not_close_admission_for_good(
+    db: Database, proxy: CuttableProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault in the settling itself (a bug, not an outage) gives the batch up, with its
+    request ids in the log for a refund by hand, and the gateway serves again."""
+    import bastion.storage.sql.settlements as settlements
+
+    async def broken(*_args: object, **_kwargs: object) -> dict[str, int | None]:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(settlements, "committed_versions", broken)
+    monkeypatch.setattr(settlements, "void", broken)
+    account = await new_account(db, balance=10_000)
+    request_id = f"req_bug_{account}"
+    proxy.break_next(in_batch(request_id), delivered=True)
+    with pytest.raises(StoreUnavailableError):
+        await db.settlements.charge(charge(request_id, account, 100))
+    for _ in range(100):
+        if not db.settlements.failing:
+            break
+        await asyncio.sleep(0.05)
+    assert not db.settlements.failing
+    # the charge did land (the reply was lost) and stands: the log names it for the operator
+    assert await _kinds(db, account) == [("charge", -100), ("grant", 10_000)]
+    assert await db.settlements.charge(charge(f"req_next_{account}", account, 50)) == 3

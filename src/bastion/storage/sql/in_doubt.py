@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bastion.core.records import Charge
@@ -67,7 +67,7 @@ async def committed_versions(
             await conn.execute(
                 select(accounts.c.id).where(accounts.c.id.in_(account_ids)).with_for_update()
             )
-        except Exception as exc:  # lock timeout: the old session is still alive
+        except DBAPIError as exc:  # lock timeout: the old session is still alive
             raise StoreUnavailableError() from exc
         rows = (
             await conn.execute(

@@ -243,6 +243,9 @@ class SqlSettlementWriter:
                     )
             except (StoreUnavailableError, TimeoutError):
                 pass
+            except Exception:  # a bug must not stop the writer: treated as still unknown
+                log.exception("could not ask the store whether a batch landed")
+                return None
             if loop.time() + PROBE_INTERVAL_S >= deadline:
                 return None
             await asyncio.sleep(PROBE_INTERVAL_S)
@@ -258,6 +261,15 @@ class SqlSettlementWriter:
                     )
             except (StoreUnavailableError, TimeoutError):
                 return
+            except Exception:
+                # A bug must not keep admission closed for good: give the batch up, loudly,
+                # with what an operator needs to refund by hand (request ids are not secret).
+                log.exception(
+                    "could not settle a batch whose commit was in doubt; refund any of these "
+                    "requests found charged: %s",
+                    " ".join(c.request_id for c in self._doubtful[0].charges),
+                )
+                refunded = 0
             self._doubtful.pop(0)
             self.voided += refunded
             if refunded:
