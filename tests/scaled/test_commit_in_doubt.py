@@ -22,23 +22,11 @@ from bastion.settings import StorageSettings
 from bastion.storage.sql.database import Database
 from bastion.storage.sql.in_doubt import VOID_REASON
 from tests.contract.support import new_account
+from tests.contract.test_delivery import Recorder
 from tests.contract.test_ledger import charge
 from tests.scaled.outages import CuttableProxy
 
 ANSWER = b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nanswer"
-
-
-class Recorder:
-    """Stands in for the event loop's transport of the client's connection."""
-
-    def __init__(self) -> None:
-        self.written = b""
-
-    def write(self, data: bytes | bytearray | memoryview) -> None:
-        self.written += bytes(data)
-
-    def is_closing(self) -> bool:
-        return False
 
 
 @pytest.fixture
