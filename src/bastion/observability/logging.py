@@ -79,7 +79,7 @@ def _secret_name(name: str) -> bool:
 
 def _by_name(value: Any, field: str) -> Any:
     """Secret-named fields masked, at any depth; text is left for one pass over the line."""
-    if field.lower() in SECRET_FIELDS:
+    if _secret_name(field):
         return "[redacted]"
     if isinstance(value, dict):
         return {k: _by_name(v, str(k)) for k, v in value.items()}

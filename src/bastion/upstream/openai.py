@@ -135,12 +135,7 @@ class OpenAIUpstream:
         self._headers = headers
         self._headers_for: dict[str | None, CIMultiDict[str]] = {}
         self._urls: dict[str, URL] = {}
-        timeouts = settings.timeouts
-        self._fresh_timeout = aiohttp.ClientTimeout(
-            total=timeouts.total_s,
-            sock_connect=timeouts.connect_s,
-            sock_read=timeouts.first_byte_s,
-        )
+        self._fresh_timeout = self._timeouts(settings.timeouts.total_s)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -215,12 +210,14 @@ class OpenAIUpstream:
         the read timer, armed once connected, bounds the wait for the first byte; the whole
         exchange.  Once the head is in, the read timer becomes the between-chunk gap.  A
         request's first attempt (its deadline a few milliseconds old) shares one object."""
+        total_s = self.settings.timeouts.total_s
+        left = deadline.left(total_s)
+        return self._fresh_timeout if left >= total_s - FRESH_S else self._timeouts(left)
+
+    def _timeouts(self, total_s: float) -> aiohttp.ClientTimeout:
         timeouts = self.settings.timeouts
-        left = deadline.left(timeouts.total_s)
-        if left >= timeouts.total_s - FRESH_S:
-            return self._fresh_timeout
         return aiohttp.ClientTimeout(
-            total=left, sock_connect=timeouts.connect_s, sock_read=timeouts.first_byte_s
+            total=total_s, sock_connect=timeouts.connect_s, sock_read=timeouts.first_byte_s
         )
 
     async def get(self, path: str, deadline: Deadline) -> UpstreamReply:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -27,7 +29,9 @@ _Call = tuple[AsyncScript, list[str], list[str | int], "asyncio.Future[Any]"]
 
 
 class ScriptBatcher:
-    def __init__(self, client: aioredis.Redis, translate: Any) -> None:
+    def __init__(
+        self, client: aioredis.Redis, translate: Callable[[], AbstractAsyncContextManager[None]]
+    ) -> None:
         self._client = client
         self._translate = translate
         """An async context manager class turning driver errors into StoreUnavailableError."""

@@ -1,4 +1,4 @@
-"""The shape of a settlement batch, shared by the SQLite and the SQLAlchemy writers."""
+"""The shape of a settlement batch, shared by the SQLite and the PostgreSQL batch writers."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """The settlement batch on PostgreSQL, written with asyncpg on a connection of its own.
 
-A batch is one statement, ``SELECT * FROM bastion_settle($1, $2)`` (migration 0004), run
+A batch is one statement, ``SELECT … FROM bastion_settle($1, $2)`` (migration 0004), run
 outside an explicit transaction: PostgreSQL commits it before it replies, so a batch costs
 one round trip and one WAL flush.  Through SQLAlchemy the same batch took six round trips
-(pool ping, BEGIN, the balance update, two inserts, COMMIT): 2.7 ms against 0.9 ms here at
-p50 for a one-charge batch (docs/performance.md).
+(pool ping, BEGIN, the balance update, two inserts, COMMIT): 2.65 ms against 0.79 ms here
+at p50 for a one-charge batch (docs/performance.md).
 
 What a failure means for the money is decided here, where it is known:
 

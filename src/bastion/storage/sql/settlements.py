@@ -176,10 +176,11 @@ class SqlSettlementWriter:
                     self._doubtful.append(DoubtfulBatch([p.charge for p in batch]))
                 if not landed:
                     # Known not written (the store answers): written again, once.
-                    again = [p for p in batch if landed is not None and not p.retried]
+                    again: list[_Pending] = []
                     for item in batch:
-                        if item in again:
+                        if landed is not None and not item.retried:
                             item.retried = True
+                            again.append(item)
                         else:
                             item.fail(exc)
                     self._charges.extendleft(reversed(again))
@@ -204,9 +205,6 @@ class SqlSettlementWriter:
                 self._writing = False
                 continue
             self._writing = False
-            self.failing = bool(self._doubtful)
-            if self._doubtful:
-                await self._settle_doubts()
             self.batches += 1
             self.charges_written += len(batch)
             # The answers' last bytes first, in this same step: no other task runs between
@@ -217,6 +215,9 @@ class SqlSettlementWriter:
             for item in batch:
                 if not item.done.done():
                     item.done.set_result(versions.get(item.charge.request_id))
+            if self._doubtful:  # the store answers again: settle what was left in doubt
+                await self._settle_doubts()
+            self.failing = bool(self._doubtful)
 
     async def _probe(self) -> None:
         try:
