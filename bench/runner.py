@@ -3,7 +3,9 @@
 Per target: saturation (wrk, closed loop) non-streaming and streaming, latency at a fixed
 moderate rate (open loop), time to first byte and first token on paced streams, and a soak
 that samples RSS, file descriptors and threads every second.  The gateway runs on core 0,
-everything else (upstream, simulator, load generators, this driver) on core 1.
+everything else (upstream, simulator, load generators, this driver) on core 1.  Then the
+floor and Bastion's variants saturated in turns, alive together (bench/turns.py), for the
+ratios to the floor.
 """
 
 from __future__ import annotations
@@ -20,11 +22,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from bench import bastion_target, litellm_target, report
+from bench import bastion_target, litellm_target, report, turns
 from bench.procs import (
     CpuMeter,
     Proc,
@@ -114,6 +116,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         default="8,64",
         help="wrk connections; a list is swept and each target's best is reported",
     )
+    parser.add_argument(
+        "--turn-rounds",
+        type=int,
+        default=8,
+        help="rounds of saturation in turns (floor and Bastion alive together; 0: none)",
+    )
+    parser.add_argument("--turn-seconds", type=float, default=3.0, help="each turn's wrk run")
     parser.add_argument("--rate", type=float, default=200.0, help="fixed rate for latency")
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     parser.add_argument("--stream-rate", type=float, default=20.0, help="paced streams/s")
@@ -273,6 +282,10 @@ def _run(args: argparse.Namespace, run_dir: Path, procs: Processes) -> int:
             outcome["elapsed_s"] = time.monotonic() - started
             results["targets"][name] = outcome
             (run_dir / f"{name}.json").write_text(json.dumps(outcome, indent=2))
+        in_turns = [t for t in turns.TAKES_TURNS if t in args.target_list]
+        if args.turn_rounds > 0 and "floor" in in_turns and len(in_turns) > 1:
+            print("bench: == saturation in turns", file=sys.stderr, flush=True)
+            results["turns"] = turns.run(replace(env, run_dir=run_dir / "turns"), in_turns)
         (run_dir / "results.json").write_text(json.dumps(results, indent=2))
         text = report.markdown(results, run_dir)
         (RESULTS / "latest.md").write_text(text)

@@ -49,3 +49,51 @@ def test_ratio_and_growth() -> None:
     assert base == 100.0  # the sample at the end of the first 20 %
     assert peak == 110.0
     assert grown == pytest.approx(0.10)
+
+
+def test_turns_compare_each_round_with_its_own_floor() -> None:
+    from bench.turns import summarise
+
+    rounds = [
+        {"floor": {"rps_per_core": 4000.0}, "bastion-embedded": {"rps_per_core": 2400.0}},
+        {"floor": {"rps_per_core": 6000.0}, "bastion-embedded": {"rps_per_core": 3000.0}},
+        {"floor": {"rps_per_core": 5000.0}, "bastion-embedded": {"rps_per_core": 2600.0}},
+    ]
+    summary = summarise(rounds)
+    assert list(summary) == ["floor", "bastion-embedded"]
+    embedded = summary["bastion-embedded"]
+    # per-round ratios 0.60, 0.50, 0.52: their median, not the ratio of the medians (0.52)
+    assert embedded["floor_ratio"] == 0.52
+    assert (embedded["floor_ratio_min"], embedded["floor_ratio_max"]) == (0.5, 0.6)
+    assert embedded["rps_per_core"] == 2600.0
+    assert "floor_ratio" not in summary["floor"]
+
+
+def test_report_prefers_the_ratio_measured_in_turns() -> None:
+    from bench.report import targets_table
+
+    def target(rps: float) -> dict[str, object]:
+        return {"saturation": {"unary": {"rps_per_core": rps}}}
+
+    results = {
+        "settings": {"rate": 200},
+        "targets": {"floor": target(6000.0), "bastion-embedded": target(2400.0)},
+        "turns": {
+            "summary": {
+                "bastion-embedded": {
+                    "rps_per_core": 2700.0,
+                    "rounds": 8.0,
+                    "floor_ratio": 0.51,
+                    "floor_ratio_min": 0.47,
+                    "floor_ratio_max": 0.55,
+                }
+            }
+        },
+    }
+    row = next(line for line in targets_table(results) if "of the floor's" in line)
+    assert "0.51 (in turns: median of 8 rounds, 0.47–0.55)" in row
+    assert "**PASS**" in row
+    del results["turns"]
+    row = next(line for line in targets_table(results) if "of the floor's" in line)
+    assert "0.40 (2,400 / 6,000 req/s)" in row
+    assert "**FAIL**" in row

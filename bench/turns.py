@@ -1,0 +1,124 @@
+"""Saturation in turns: the floor and Bastion's variants alive together, each saturated for a
+few seconds in rotation, round after round.
+
+Measured one after the other, minutes apart, the floor and Bastion see different machines:
+on this shared host the floor alone has ranged from 4,400 to 6,600 req/s per core between
+runs of the same tree, which moves Bastion's share of it from 0.54 to 0.45.  In turns, each
+round's ratio compares two measurements seconds apart; the median over the rounds is the
+figure the throughput targets use, and the spread of the rounds is reported beside it.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+from typing import TYPE_CHECKING, Any
+
+from bench.procs import CpuMeter
+from bench.wrk import run_wrk
+
+if TYPE_CHECKING:
+    from bench.runner import Env, Target
+
+FLOOR = "floor"
+TAKES_TURNS = ("floor", "bastion-embedded", "bastion-embedded-full", "bastion-scaled")
+
+
+def run(env: Env, names: list[str]) -> dict[str, Any]:
+    """Start the named targets together and saturate them in turns (non-streaming JSON)."""
+    from bench.runner import OTHER_CPU, _run_cleanup, smoke, start_target
+
+    args = env.args
+    cleanup: list[Any] = []
+    targets: dict[str, Target] = {}
+    skipped: dict[str, str] = {}
+    wrk: dict[str, Any] = {"cpus": OTHER_CPU, "pids_file": env.pids_file}
+    connections = max(args.connection_list)
+    try:
+        for name in names:
+            try:
+                target = start_target(env, name, cleanup)
+            except Exception as exc:  # one that cannot start leaves the others their turns
+                skipped[name] = str(exc)
+                continue
+            if target.proc is not None:
+                cleanup.append(lambda proc=target.proc: env.procs.stop(proc))
+            problem = smoke(target)
+            if problem:
+                skipped[name] = f"smoke test failed: {problem}"
+                continue
+            targets[name] = target
+        if FLOOR not in targets:
+            return {"skipped": skipped.get(FLOOR, "the floor did not start"), "rounds": []}
+        for target in targets.values():  # warm-up, not counted
+            run_wrk(
+                target.unary_url,
+                env.bodies.unary,
+                key=target.key,
+                seconds=4,
+                connections=connections,
+                **wrk,
+            )
+        rounds: list[dict[str, dict[str, float]]] = []
+        order = list(targets)
+        for number in range(args.turn_rounds):
+            # rotate who goes first, so no target always follows the same neighbour
+            shift = number % len(order)
+            one: dict[str, dict[str, float]] = {}
+            for name in order[shift:] + order[:shift]:
+                one[name] = _turn(env, targets[name], connections, wrk)
+            rounds.append(one)
+            line = ", ".join(f"{n} {r['rps_per_core']:,.0f}" for n, r in one.items())
+            print(f"bench:    turn round {number + 1}: {line} req/s per core", file=sys.stderr)
+    finally:
+        _run_cleanup(cleanup)
+    return {
+        "connections": connections,
+        "seconds": args.turn_seconds,
+        "rounds": rounds,
+        "skipped": skipped,
+        "summary": summarise(rounds),
+    }
+
+
+def _turn(env: Env, target: Target, connections: int, wrk: dict[str, Any]) -> dict[str, float]:
+    assert target.proc is not None
+    meter = CpuMeter({"gateway": target.proc.pid})
+    result = run_wrk(
+        target.unary_url,
+        env.bodies.unary,
+        key=target.key,
+        seconds=env.args.turn_seconds,
+        connections=connections,
+        **wrk,
+    )
+    share = meter.shares()["gateway"]
+    return {
+        "rps": result.rps,
+        "gateway_cpu_share": share,
+        "rps_per_core": result.rps / share if share > 0.05 else 0.0,
+        "errors": float(result.error_count),
+    }
+
+
+def summarise(rounds: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Per target: median throughput per core, and its ratio to the floor in the same round
+    (median, lowest and highest over the rounds)."""
+    names = {name for one in rounds for name in one}
+    out: dict[str, dict[str, float]] = {}
+    for name in sorted(names, key=lambda n: (n != FLOOR, n)):
+        per_core = [one[name]["rps_per_core"] for one in rounds if name in one]
+        ratios = [
+            one[name]["rps_per_core"] / one[FLOOR]["rps_per_core"]
+            for one in rounds
+            if name in one and one.get(FLOOR, {}).get("rps_per_core")
+        ]
+        entry = {"rps_per_core": statistics.median(per_core), "rounds": float(len(per_core))}
+        if ratios and name != FLOOR:
+            entry |= {
+                "floor_ratio": statistics.median(ratios),
+                "floor_ratio_min": min(ratios),
+                "floor_ratio_max": max(ratios),
+            }
+        out[name] = entry
+    return out
