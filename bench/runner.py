@@ -39,7 +39,7 @@ from bench.procs import (
     thread_count,
     wait_port,
 )
-from bench.stats import growth
+from bench.stats import growth, per_core
 from bench.upstream import MODEL_JSON, MODEL_PACED, MODEL_SSE, nginx_config, request_body
 from bench.wrk import run_wrk
 
@@ -283,7 +283,7 @@ def _run(args: argparse.Namespace, run_dir: Path, procs: Processes) -> int:
             results["targets"][name] = outcome
             (run_dir / f"{name}.json").write_text(json.dumps(outcome, indent=2))
         in_turns = [t for t in turns.TAKES_TURNS if t in args.target_list]
-        if args.turn_rounds > 0 and "floor" in in_turns and len(in_turns) > 1:
+        if args.turn_rounds > 0 and report.FLOOR in in_turns and len(in_turns) > 1:
             print("bench: == saturation in turns", file=sys.stderr, flush=True)
             results["turns"] = turns.run(replace(env, run_dir=run_dir / "turns"), in_turns)
         (run_dir / "results.json").write_text(json.dumps(results, indent=2))
@@ -628,21 +628,18 @@ def measure(env: Env, target: Target, outcome: dict[str, Any]) -> None:
                 url, body, key=target.key, seconds=args.sat_seconds, connections=connections, **wrk
             )
             shares = meter.shares()
-            gateway = shares.get("gateway")
             runs.append(
                 {
                     "connections": connections,
                     **result.as_dict(),
                     **{f"{g}_cpu_share": v for g, v in shares.items()},
-                    # Requests per CPU-second of the gateway: its throughput per core, even
-                    # when other work on a shared machine took part of core 0.
-                    "rps_per_core": result.rps / gateway if gateway and gateway > 0.05 else None,
+                    "rps_per_core": per_core(result.rps, shares.get("gateway")),
                 }
             )
-            per_core = runs[-1]["rps_per_core"]
+            each_core = runs[-1]["rps_per_core"]
             print(
                 f"bench:    saturation {kind}, {connections} connections: {result.rps:,.0f} "
-                f"req/s ({per_core or 0:,.0f} per core), {result.error_count} errors, gateway "
+                f"req/s ({each_core or 0:,.0f} per core), {result.error_count} errors, gateway "
                 f"CPU {shares.get('gateway', 0):.0%}, wrk CPU {result.cpu_share:.0%}",
                 file=sys.stderr,
                 flush=True,

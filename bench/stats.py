@@ -54,6 +54,14 @@ def ratio(value: float | None, reference: float | None) -> float | None:
     return value / reference
 
 
+def per_core(rps: float, cpu_share: float | None) -> float | None:
+    """Requests per CPU-second of the gateway: its throughput per core, even when other work
+    on a shared machine took part of its core (None when it barely ran)."""
+    if cpu_share is None or cpu_share <= 0.05:
+        return None
+    return rps / cpu_share
+
+
 def growth(samples: Sequence[float], warmup_share: float = 0.2) -> tuple[float, float, float]:
     """RSS flatness over a soak: (value at the end of warm-up, peak after it, relative growth).
 

@@ -4,8 +4,9 @@ few seconds in rotation, round after round.
 Measured one after the other, minutes apart, the floor and Bastion see different machines:
 on this shared host the floor alone has ranged from 4,400 to 6,600 req/s per core between
 runs of the same tree, which moves Bastion's share of it from 0.54 to 0.45.  In turns, each
-round's ratio compares two measurements seconds apart; the median over the rounds is the
-figure the throughput targets use, and the spread of the rounds is reported beside it.
+round's ratio compares two measurements seconds apart; the report shows the median over the
+rounds with their spread, beside the targets (which still use the per-target runs: 3-s turns
+read lower than 15-s runs, Bastion more than the floor, see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from bench.procs import CpuMeter
+from bench.report import FLOOR
+from bench.stats import per_core
 from bench.wrk import run_wrk
 
 if TYPE_CHECKING:
     from bench.runner import Env, Target
 
-FLOOR = "floor"
 TAKES_TURNS = ("floor", "bastion-embedded", "bastion-embedded-full", "bastion-scaled")
 
 
@@ -59,16 +61,16 @@ def run(env: Env, names: list[str]) -> dict[str, Any]:
                 connections=connections,
                 **wrk,
             )
-        rounds: list[dict[str, dict[str, float]]] = []
+        rounds: list[dict[str, dict[str, float | None]]] = []
         order = list(targets)
         for number in range(args.turn_rounds):
             # rotate who goes first, so no target always follows the same neighbour
             shift = number % len(order)
-            one: dict[str, dict[str, float]] = {}
+            one: dict[str, dict[str, float | None]] = {}
             for name in order[shift:] + order[:shift]:
                 one[name] = _turn(env, targets[name], connections, wrk)
             rounds.append(one)
-            line = ", ".join(f"{n} {r['rps_per_core']:,.0f}" for n, r in one.items())
+            line = ", ".join(f"{n} {r['rps_per_core'] or 0:,.0f}" for n, r in one.items())
             print(f"bench:    turn round {number + 1}: {line} req/s per core", file=sys.stderr)
     finally:
         _run_cleanup(cleanup)
@@ -81,7 +83,9 @@ def run(env: Env, names: list[str]) -> dict[str, Any]:
     }
 
 
-def _turn(env: Env, target: Target, connections: int, wrk: dict[str, Any]) -> dict[str, float]:
+def _turn(
+    env: Env, target: Target, connections: int, wrk: dict[str, Any]
+) -> dict[str, float | None]:
     assert target.proc is not None
     meter = CpuMeter({"gateway": target.proc.pid})
     result = run_wrk(
@@ -96,24 +100,28 @@ def _turn(env: Env, target: Target, connections: int, wrk: dict[str, Any]) -> di
     return {
         "rps": result.rps,
         "gateway_cpu_share": share,
-        "rps_per_core": result.rps / share if share > 0.05 else 0.0,
+        "rps_per_core": per_core(result.rps, share),
         "errors": float(result.error_count),
     }
 
 
-def summarise(rounds: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+def summarise(rounds: list[dict[str, dict[str, float | None]]]) -> dict[str, dict[str, float]]:
     """Per target: median throughput per core, and its ratio to the floor in the same round
-    (median, lowest and highest over the rounds)."""
+    (median, lowest and highest over the rounds).  A turn in which a gateway barely ran
+    (no figure per core) is left out."""
     names = {name for one in rounds for name in one}
     out: dict[str, dict[str, float]] = {}
     for name in sorted(names, key=lambda n: (n != FLOOR, n)):
-        per_core = [one[name]["rps_per_core"] for one in rounds if name in one]
+        per_round = [(one[name].get("rps_per_core"), one) for one in rounds if name in one]
+        figures = [value for value, _ in per_round if value is not None]
+        if not figures:
+            continue
+        entry = {"rps_per_core": statistics.median(figures), "rounds": float(len(figures))}
         ratios = [
-            one[name]["rps_per_core"] / one[FLOOR]["rps_per_core"]
-            for one in rounds
-            if name in one and one.get(FLOOR, {}).get("rps_per_core")
+            value / floor
+            for value, one in per_round
+            if value is not None and (floor := one.get(FLOOR, {}).get("rps_per_core"))
         ]
-        entry = {"rps_per_core": statistics.median(per_core), "rounds": float(len(per_core))}
         if ratios and name != FLOOR:
             entry |= {
                 "floor_ratio": statistics.median(ratios),

@@ -83,3 +83,17 @@ def test_report_shows_the_ratio_in_turns_beside_the_per_target_one() -> None:
     row = next(line for line in targets_table(results) if "of the floor's" in line)
     assert "0.51 (3,060 / 6,000 req/s); in turns 0.47" in row
     assert "**PASS**" in row
+
+
+def test_a_turn_without_a_figure_per_core_is_left_out() -> None:
+    from bench.stats import per_core
+    from bench.turns import summarise
+
+    assert per_core(3000.0, 0.01) is None  # the gateway barely ran: no figure
+    rounds = [
+        {"floor": {"rps_per_core": 5000.0}, "bastion-embedded": {"rps_per_core": None}},
+        {"floor": {"rps_per_core": 5000.0}, "bastion-embedded": {"rps_per_core": 2500.0}},
+    ]
+    embedded = summarise(rounds)["bastion-embedded"]
+    assert embedded["rounds"] == 1.0
+    assert embedded["floor_ratio"] == 0.5
