@@ -94,11 +94,17 @@ class GuardedRequestHandler(web_protocol.RequestHandler):
         self._arm_headers()
 
     def data_received(self, data: bytes) -> None:
-        if data and self._awaiting and self._header_timer is None:
-            self._arm_headers()
         before = self._request_count
         super().data_received(data)
-        if self._request_count != before:
+        if self._request_count == before:
+            if self._body is not None and self._body.is_eof():
+                self._body_done()
+            elif data and self._awaiting and self._header_timer is None:
+                # the first bytes of a request whose headers are not all in: its deadline
+                # starts now (a request whose headers came whole in these bytes needs none,
+                # which spares the usual request a timer armed and cancelled at once)
+                self._arm_headers()
+        else:
             self._cancel_headers()
             payload = self._messages[-1][1] if self._messages else None
             if isinstance(payload, StreamReader) and not payload.is_eof():
@@ -110,8 +116,6 @@ class GuardedRequestHandler(web_protocol.RequestHandler):
                     )
             else:
                 self._body_done()
-        elif self._body is not None and self._body.is_eof():
-            self._body_done()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         self._cancel_headers()

@@ -65,6 +65,9 @@ def redact(value: Any, field: str = "") -> Any:
 
 
 _NAME_IS_SECRET: dict[str, bool] = {}
+_NESTED = (dict, list, tuple)
+"""A tuple, not ``dict | list | tuple``: the union is rebuilt at every evaluation (3× slower
+in ``isinstance``, and the access line asks it of every field)."""
 
 
 def _secret_name(name: str) -> bool:
@@ -118,10 +121,14 @@ class JsonFormatter(logging.Formatter):
             "logger": logger,
             "msg": msg,
         }
+        secret_names = _NAME_IS_SECRET
         for name, value in extras.items():
-            if _secret_name(name):
+            secret = secret_names.get(name)  # inline: a call per field costs more than its work
+            if secret is None:
+                secret = _secret_name(name)
+            if secret:
                 entry[name] = "[redacted]"
-            elif isinstance(value, dict | list | tuple):
+            elif isinstance(value, _NESTED):
                 entry[name] = _by_name(value, name)
             else:
                 entry[name] = value

@@ -1,29 +1,37 @@
 """Prometheus metrics, one registry per :class:`~bastion.runtime.Runtime` (never the global one:
 tests run several gateways in one process).
 
-The hot path touches only pre-bound label children, found in a dict keyed by the label
-values; counts that already exist elsewhere (circuits, the settlement writer) are read at
-scrape time by collectors instead of being counted twice.  Every label value comes from a
-closed set (endpoint names, status codes, catalog model ids, error codes, deployment names):
-nothing a client sends becomes a label.
+The series every request updates are plain counts that the event loop (their only writer)
+keeps in dicts, turned into metric families at scrape time; the rare ones are
+prometheus_client's own.  Counts that already exist elsewhere (circuits, the settlement
+writer) are read at scrape time by collectors instead of being counted twice.  Every label
+value comes from a closed set (endpoint names, status codes, catalog model ids, error codes,
+deployment names): nothing a client sends becomes a label.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from itertools import accumulate
 from typing import Any, Protocol
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.utils import floatToGoString
 
 from bastion import __version__
 
@@ -85,46 +93,60 @@ class Metrics:
     def __init__(self) -> None:
         registry = CollectorRegistry(auto_describe=True)
         self.registry = registry
-        self.requests = Counter(
+        # The per-request series are plain counts kept by the event loop, their only writer,
+        # and exported at scrape time: prometheus_client's children take a lock per update and
+        # scan the buckets in Python (12.8 µs a request for these, against 2.0 µs).
+        self.requests = LoopCounter(
             "bastion_requests",
             "HTTP requests answered on the public listener, by endpoint, model and status.",
             ("endpoint", "model", "status"),
-            registry=registry,
         )
-        self.errors = Counter(
+        self.errors = LoopCounter(
             "bastion_errors",
             "Error answers by HTTP status and envelope code (429, 402 and 503 included).",
             ("status", "code"),
-            registry=registry,
         )
-        self.duration = Histogram(
+        self.duration = LoopHistogram(
             "bastion_request_duration_seconds",
             "Time from the request's arrival to its last byte.",
-            ("endpoint",),
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+            "endpoint",
+            LATENCY_BUCKETS,
         )
-        self.ttfb = Histogram(
+        self.ttfb = LoopHistogram(
             "bastion_time_to_first_byte_seconds",
             "Time from the request's arrival to its response head (on streams: the first event).",
-            ("endpoint",),
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+            "endpoint",
+            LATENCY_BUCKETS,
         )
-        self.upstream = Histogram(
+        self.upstream = LoopHistogram(
             "bastion_upstream_duration_seconds",
             "Time from admission to the upstream's complete answer (forwarding and relay).",
-            ("endpoint",),
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
+            "endpoint",
+            LATENCY_BUCKETS,
         )
-        self.overhead = Histogram(
+        self.overhead = LoopHistogram(
             "bastion_gateway_overhead_seconds",
             "Time the gateway itself added to a forwarded request: total minus upstream "
             "(parsing, authentication, admission, the durable charge, writes).",
-            ("endpoint",),
-            buckets=OVERHEAD_BUCKETS,
-            registry=registry,
+            "endpoint",
+            OVERHEAD_BUCKETS,
+        )
+        self.usage = LoopCounter(
+            "bastion_usage",
+            "Billed usage by model and unit (input_tokens, output_tokens, characters, images, "
+            "audio_seconds).",
+            ("model", "unit"),
+        )
+        self.charged = LoopCounter(
+            "bastion_charged_micro_usd",
+            "Credit charged (durably written to the ledger), in micro-USD, by model.",
+            ("model",),
+        )
+        registry.register(
+            _LoopCollector(
+                [self.requests, self.errors, self.usage, self.charged],
+                [self.duration, self.ttfb, self.upstream, self.overhead],
+            )
         )
         self.active = 0
         """Requests being handled on the public listener (a plain int: no lock per request)."""
@@ -138,19 +160,6 @@ class Metrics:
             "bastion_open_streams",
             "Server-sent event streams open to clients.",
             ("endpoint",),
-            registry=registry,
-        )
-        self.usage = Counter(
-            "bastion_usage",
-            "Billed usage by model and unit (input_tokens, output_tokens, characters, images, "
-            "audio_seconds).",
-            ("model", "unit"),
-            registry=registry,
-        )
-        self.charged = Counter(
-            "bastion_charged_micro_usd",
-            "Credit charged (durably written to the ledger), in micro-USD, by model.",
-            ("model",),
             registry=registry,
         )
         self.refusals = Counter(
@@ -177,12 +186,8 @@ class Metrics:
         info.labels(__version__).set(1)
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
-        self._requests: dict[tuple[str, str, int], Any] = {}
-        self._timings: dict[str, tuple[Any, Any, Any, Any]] = {}
-        self._errors: dict[tuple[int, str], Any] = {}
+        self._timings: dict[str, tuple[_Series, _Series, _Series, _Series]] = {}
         self._streams: dict[str, Any] = {}
-        self._charged: dict[str, Any] = {}
-        self._usage: dict[tuple[str, str], Any] = {}
         self._refusals = {
             reason: self.refusals.labels(reason)
             for reason in (
@@ -205,18 +210,14 @@ class Metrics:
         ttfb_s: float | None,
         upstream_s: float | None,
     ) -> None:
-        key = (endpoint, model, status)
-        child = self._requests.get(key)
-        if child is None:
-            child = self._requests[key] = self.requests.labels(endpoint, model, str(status))
-        child.inc()
+        self.requests.inc((endpoint, model, status))
         timings = self._timings.get(endpoint)
         if timings is None:
             timings = self._timings[endpoint] = (
-                self.duration.labels(endpoint),
-                self.ttfb.labels(endpoint),
-                self.upstream.labels(endpoint),
-                self.overhead.labels(endpoint),
+                self.duration.series(endpoint),
+                self.ttfb.series(endpoint),
+                self.upstream.series(endpoint),
+                self.overhead.series(endpoint),
             )
         duration, ttfb, upstream, overhead = timings
         duration.observe(total_s)
@@ -227,11 +228,7 @@ class Metrics:
             overhead.observe(max(0.0, total_s - upstream_s))
 
     def error(self, status: int, code: str) -> None:
-        key = (status, code)
-        child = self._errors.get(key)
-        if child is None:
-            child = self._errors[key] = self.errors.labels(str(status), code)
-        child.inc()
+        self.errors.inc((status, code))
 
     def stream_opened(self, endpoint: str) -> Callable[[], None]:
         """Count an open stream; returns the function that counts it closed."""
@@ -252,17 +249,11 @@ class Metrics:
     def charge(self, model: str, usage: Mapping[str, Any], cost_micros: int) -> None:
         """A charge that became durable."""
         if cost_micros:
-            charged = self._charged.get(model)
-            if charged is None:
-                charged = self._charged[model] = self.charged.labels(model)
-            charged.inc(cost_micros)
+            self.charged.inc((model,), cost_micros)
         for unit in USAGE_UNITS:
-            value = usage.get(unit)
-            if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-                child = self._usage.get((model, unit))
-                if child is None:
-                    child = self._usage[(model, unit)] = self.usage.labels(model, unit)
-                child.inc(value)
+            value: Any = usage.get(unit)
+            if type(value) in _NUMBERS and value > 0:  # exactly int or float: not a bool
+                self.usage.inc((model, unit), value)
 
     def protocol_error(self, reason: str) -> None:
         self.protocol_errors.labels(reason).inc()
@@ -277,6 +268,96 @@ class Metrics:
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
+
+
+_NUMBERS = (int, float)
+
+
+class LoopCounter:
+    """A labelled counter the event loop alone updates: a dict of label values to totals."""
+
+    __slots__ = ("documentation", "labels", "name", "totals")
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, ...]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labels = labels
+        self.totals: dict[tuple[object, ...], float] = {}
+
+    def inc(self, key: tuple[object, ...], amount: float = 1) -> None:
+        totals = self.totals
+        totals[key] = totals.get(key, 0) + amount
+
+    def family(self) -> CounterMetricFamily:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+        for key, total in list(self.totals.items()):
+            family.add_metric([str(value) for value in key], total)
+        return family
+
+
+class _Series:
+    """One histogram series: a count per bucket (not cumulative) and the sum."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * len(bounds)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        # the first bucket whose upper bound is >= value ("le"); +Inf catches the rest
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+
+class LoopHistogram:
+    """A histogram by one label that the event loop alone updates."""
+
+    __slots__ = ("bounds", "by_label", "documentation", "label", "name")
+
+    def __init__(
+        self, name: str, documentation: str, label: str, bounds: tuple[float, ...]
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.label = label
+        self.bounds = bounds
+        self.by_label: dict[str, _Series] = {}
+
+    def series(self, value: str) -> _Series:
+        found = self.by_label.get(value)
+        if found is None:
+            found = self.by_label[value] = _Series(self.bounds)
+        return found
+
+    def observe(self, value: str, amount: float) -> None:
+        self.series(value).observe(amount)
+
+    def family(self) -> HistogramMetricFamily:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=(self.label,))
+        names = [floatToGoString(bound) for bound in self.bounds]  # type: ignore[no-untyped-call]
+        for value, series in list(self.by_label.items()):
+            cumulative = list(accumulate(series.counts))
+            family.add_metric([value], list(zip(names, cumulative, strict=True)), series.total)
+        return family
+
+
+class _LoopCollector:
+    """The event loop's counters and histograms, exported at scrape time."""
+
+    def __init__(self, counters: list[LoopCounter], histograms: list[LoopHistogram]) -> None:
+        self._counters = counters
+        self._histograms = histograms
+
+    def describe(self) -> Iterable[Metric]:
+        return []  # unchecked collector, like the scrape-time ones below
+
+    def collect(self) -> Iterator[Metric]:
+        for counter in self._counters:
+            yield counter.family()
+        for histogram in self._histograms:
+            yield histogram.family()
 
 
 class _CircuitCollector:
