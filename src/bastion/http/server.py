@@ -32,6 +32,13 @@ from bastion.runtime import Runtime
 from bastion.settings import ListenerSettings, Settings
 
 SWITCH_INTERVAL_S = 0.0005
+YOUNG_GC_THRESHOLD = 20_000
+"""Net new container objects between young-generation collections (CPython's default: 700).
+Almost everything a request allocates is freed by reference counting, but the objects of
+the requests in flight (thousands at 64 connections) keep crossing 700: the collector ran
+~150 times a second at saturation, 200 µs each, about 19 µs a request (5 % of the core),
+and its full collections paused the loop up to 12 ms.  Past 20,000 it runs a few times a
+minute (docs/performance.md)."""
 
 log = logging.getLogger("bastion.server")
 
@@ -190,6 +197,7 @@ async def serve_forever(server: Server, announce: Callable[[Server], None]) -> N
     # scans what requests allocate, not tens of MB of modules (a latency spike otherwise).
     gc.collect()
     gc.freeze()
+    gc.set_threshold(YOUNG_GC_THRESHOLD, *gc.get_threshold()[1:])
     # The settlement writer's thread needs the GIL for a moment per batch; by default a
     # thread asking for it waits up to 5 ms for the event loop to let go, and every answer
     # waits on that commit.  0.5 ms bounds the wait (measured: docs/performance.md).
