@@ -185,8 +185,7 @@ class Runtime:
     def apply_settings(self, settings: Settings) -> None:
         """Swap in reloaded settings (catalog, tiers, upstreams, billing)."""
         self.settings = settings
-        self.gateway.settings = settings
-        self.gateway.catalog = settings.catalog
+        self.gateway.use_settings(settings)
         self.accounts.settings = settings
 
     def retire_reload(self) -> None:

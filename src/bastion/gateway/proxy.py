@@ -25,7 +25,7 @@ from bastion.core.usage import Usage, price_usage
 from bastion.errors import BastionError, StoreUnavailableError, UpstreamError
 from bastion.gateway.admission import Admission, Ticket
 from bastion.gateway.forward import Forwarder
-from bastion.gateway.settlement import Settler
+from bastion.gateway.settlement import Settler, usage_text
 from bastion.gateway.sink import NOT_BILLED, ClientGoneError, Exchange, Sink
 from bastion.gateway.streaming import StreamMeter, error_event, model_rewriter, rewrite_model
 from bastion.gateway.validation import validate, wants_stream, wants_usage_chunk
@@ -64,6 +64,9 @@ class Outcome:
     """When the request was admitted: the upstream phase runs from here until its answer
     is complete (the charge begins) or the request fails."""
     forwarded_s: float | None = None
+    usage_data: dict[str, Any] | None = None
+    """``usage`` as logged, and as written (``usage_json``): made once per request."""
+    usage_json: str | None = None
 
 
 class Gateway:
@@ -76,14 +79,20 @@ class Gateway:
         metrics: Metrics | None = None,
     ) -> None:
         self.metrics = metrics or Metrics()
-        self.settings = settings
-        self.catalog: Catalog = settings.catalog
         self.admission = admission
         self.forwarder = forwarder
         self.settler = settler
-        self._bytes_per_token = settings.billing.input_bytes_per_token
         self._ending: set[asyncio.Future[None]] = set()
         """Ends of requests cancelled while their charge committed (kept referenced)."""
+        self.use_settings(settings)
+
+    def use_settings(self, settings: Settings) -> None:
+        """Serve with these settings from now on (at start, and on a reload)."""
+        self.settings = settings
+        self.catalog: Catalog = settings.catalog
+        self._bytes_per_token = settings.billing.input_bytes_per_token
+        self._total_s: dict[str, float] = {}
+        """Each model's total deadline, the longest of its deployments' (read per request)."""
 
     def tier_of(self, principal: Principal) -> Tier:
         return self.settings.tiers.get(principal.account.tier) or self.settings.default_tier
@@ -125,9 +134,16 @@ class Gateway:
         if outcome.forwarded_s is None:
             outcome.forwarded_s = time.perf_counter() - outcome.forwarding_since
         outcome.usage = usage
+        outcome.usage_data = usage.as_dict()
+        outcome.usage_json = usage_text(outcome.usage_data)
         outcome.charged = True
         outcome.cost, outcome.charge = self.settler.charge(
-            outcome.ticket, outcome.model, outcome.endpoint.value, usage, delivery
+            outcome.ticket,
+            outcome.model,
+            outcome.endpoint.value,
+            usage,
+            delivery,
+            outcome.usage_json,
         )
 
     async def answer(
@@ -195,7 +211,7 @@ class Gateway:
     def _account(self, outcome: Outcome) -> None:
         """The request's metrics, log facts and usage-history row."""
         assert outcome.forwarded_s is not None
-        usage = outcome.usage.as_dict() if outcome.usage is not None and outcome.cost else None
+        usage = outcome.usage_data if outcome.cost else None
         if usage is not None:
             self.metrics.charge(outcome.model.id, usage, outcome.cost)
         if outcome.exchange is not None:
@@ -209,7 +225,7 @@ class Gateway:
             model=outcome.model.id,
             endpoint=outcome.endpoint.value,
             status=outcome.status or 499,
-            usage=outcome.usage if outcome.cost else None,
+            usage=outcome.usage_json if outcome.cost else None,
             cost=outcome.cost,
             started_ms=outcome.started_ms,
         )
@@ -448,9 +464,13 @@ class Gateway:
         return deployment, reply
 
     def _total_timeout(self, model: Model) -> float:
-        return max(
-            self.forwarder.upstream(d.upstream).settings.timeouts.total_s for d in model.deployments
-        )
+        total = self._total_s.get(model.id)
+        if total is None:
+            total = self._total_s[model.id] = max(
+                self.forwarder.upstream(d.upstream).settings.timeouts.total_s
+                for d in model.deployments
+            )
+        return total
 
 
 def _safe_error_code(body: bytes) -> str:

@@ -22,6 +22,11 @@ from bastion.storage.sql.settlements import SqlSettlementWriter
 log = logging.getLogger("bastion.settlement")
 
 
+def usage_text(usage: Usage | dict[str, object]) -> str:
+    """Usage as the ledger and the usage history store it."""
+    return orjson.dumps(usage if isinstance(usage, dict) else usage.as_dict()).decode()
+
+
 class Settler:
     def __init__(self, writer: SqlSettlementWriter) -> None:
         self._writer = writer
@@ -33,12 +38,13 @@ class Settler:
         endpoint: str,
         usage: Usage,
         delivery: Delivery | None = None,
+        usage_json: str | None = None,
     ) -> tuple[int, asyncio.Future[int | None] | None]:
         """Start recording the charge for ``usage``: (cost, a future of the ledger version
         once it is durable) — no future for a free request.  The future raises
         StoreUnavailableError when the charge cannot be written: the caller must then fail
         the request rather than deliver it unbilled.  Bytes handed to ``delivery`` leave
-        right after the commit."""
+        right after the commit.  ``usage_json`` is ``usage`` as written, if already made."""
         cost = price_usage(usage, model.price)
         if cost <= 0:
             return 0, None
@@ -50,7 +56,7 @@ class Settler:
                 amount=cost,
                 model=model.id,
                 endpoint=endpoint,
-                usage=orjson.dumps(usage.as_dict()).decode(),
+                usage=usage_json or usage_text(usage),
                 created_ms=now_ms(),
             ),
             delivery,
@@ -63,11 +69,12 @@ class Settler:
         model: str | None,
         endpoint: str,
         status: int,
-        usage: Usage | None,
+        usage: Usage | str | None,
         cost: int,
         started_ms: int,
     ) -> None:
-        """Add the request to the usage history (not awaited: it rides the next batch)."""
+        """Add the request to the usage history (not awaited: it rides the next batch);
+        ``usage`` may come already written (:func:`usage_text`)."""
         now = now_ms()
         self._writer.log(
             RequestLogEntry(
@@ -77,7 +84,7 @@ class Settler:
                 model=model,
                 endpoint=endpoint,
                 status=status,
-                usage=orjson.dumps(usage.as_dict()).decode() if usage else None,
+                usage=usage if isinstance(usage, str) or usage is None else usage_text(usage),
                 cost=cost,
                 duration_ms=max(0, now - started_ms),
                 created_ms=started_ms,
