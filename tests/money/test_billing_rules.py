@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -11,7 +12,7 @@ import pytest
 
 from bastion.core.usage import Usage, price_usage
 from bastion.errors import StoreUnavailableError
-from tests.support.harness import Stack
+from tests.support.harness import Stack, make_settings
 
 MODEL = "gpt-oss-20b"
 MESSAGES = [{"role": "user", "content": "Tell me about ledgers."}]
@@ -328,3 +329,25 @@ async def test_a_client_that_leaves_right_after_its_answer_leaves_nothing_behind
     assert len(await charges(stack, account_id)) == 30
     rows = await recent_requests(stack.runtime.db.engine, account_id, limit=100)
     assert len(rows) == 30
+
+
+async def test_a_reload_changes_the_hold_estimate_of_the_next_request(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """``input_bytes_per_token`` is read when the settings are swapped in, not only at start."""
+    _, secret = await stack.account_and_key(usd="0.002")  # 2,000 micro-USD
+    # 100 KB of prompt: 100,000 tokens held at one byte a token (5,000 micro-USD at $0.05/M)
+    messages = [{"role": "user", "content": "x" * 100_000}]
+    client = stack.client(secret)
+    with pytest.raises(openai.APIStatusError) as caught:
+        await client.chat.completions.create(model=MODEL, messages=messages, max_tokens=1)
+    assert caught.value.status_code == 402
+    stack.runtime.apply_settings(
+        make_settings(
+            tmp_path / "data",
+            stack.simulator_url,
+            {"billing": {"input_bytes_per_token": 100}},
+        )
+    )
+    answer = await client.chat.completions.create(model=MODEL, messages=messages, max_tokens=1)
+    assert answer.choices
