@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import signal
 import sys
 
@@ -29,6 +30,13 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--route", action="append", default=[], help="PREFIX=BASE_URL")
+    parser.add_argument(
+        "--young-gc-threshold",
+        type=int,
+        default=0,
+        help="as Bastion serves: start-up objects frozen out of the cyclic collector and its "
+        "young-generation threshold set to this (0: CPython's defaults, a minimal proxy's)",
+    )
     return parser.parse_args(argv)
 
 
@@ -76,10 +84,16 @@ def make_app(routes: list[tuple[str, str]]) -> web.Application:
     return app
 
 
-async def serve(host: str, port: int, routes: list[tuple[str, str]]) -> None:
+async def serve(
+    host: str, port: int, routes: list[tuple[str, str]], young_gc_threshold: int = 0
+) -> None:
     runner = web.AppRunner(make_app(routes), access_log=None, handler_cancellation=True)
     await runner.setup()
     await web.TCPSite(runner, host, port, backlog=1024).start()
+    if young_gc_threshold > 0:
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(young_gc_threshold, *gc.get_threshold()[1:])
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -104,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     print(f"floor: listening on http://{args.host}:{args.port}", file=sys.stderr, flush=True)
-    asyncio.run(serve(args.host, args.port, routes))
+    asyncio.run(serve(args.host, args.port, routes, args.young_gc_threshold))
     return 0
 
 

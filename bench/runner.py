@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from bastion.http.server import YOUNG_GC_THRESHOLD
 from bench import bastion_target, litellm_target, report, turns
 from bench.procs import (
     CpuMeter,
@@ -145,6 +146,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--no-access-log",
         action="store_true",
         help="run Bastion with log.access_log = false (default: on, as shipped)",
+    )
+    parser.add_argument(
+        "--floor-gc",
+        action="store_true",
+        help="give the floor Bastion's cyclic-collector settings (frozen start-up objects, "
+        "young-generation threshold); default: CPython's, as a minimal proxy has",
     )
     parser.add_argument(
         "--bastion-src",
@@ -421,6 +428,7 @@ def start_target(env: Env, name: str, cleanup: list[Any]) -> Target:
                 f"/sse/=http://127.0.0.1:{n}/sse/",
                 "--route",
                 f"/paced/=http://127.0.0.1:{s}/",
+                *(["--young-gc-threshold", str(YOUNG_GC_THRESHOLD)] if env.args.floor_gc else []),
             ],
             cpus=GATEWAY_CPU,
             cwd=ROOT,
@@ -433,6 +441,13 @@ def start_target(env: Env, name: str, cleanup: list[Any]) -> Target:
             f"http://127.0.0.1:{port}/sse/v1/chat/completions",
             f"http://127.0.0.1:{port}/paced/v1/chat/completions",
             proc=proc,
+            notes=[
+                f"Bastion's cyclic-collector settings (young threshold {YOUNG_GC_THRESHOLD:,}, "
+                "start-up objects frozen)"
+                if env.args.floor_gc
+                else "CPython's cyclic-collector defaults (Bastion raises the young threshold: "
+                "`--floor-gc` gives the floor the same)"
+            ],
         )
     api = f"http://127.0.0.1:{port}/v1/chat/completions"
     if name.startswith("bastion"):
