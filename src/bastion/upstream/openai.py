@@ -129,7 +129,12 @@ class OpenAIUpstream:
     def __init__(self, settings: UpstreamSettings) -> None:
         self.settings = settings
         self._session: aiohttp.ClientSession | None = None
-        headers: dict[str, str] = {"Accept-Encoding": "identity", **settings.headers}
+        # User-Agent here rather than as the session's default with aiohttp's skipped: either
+        # of those costs aiohttp a header merge per request
+        headers: CIMultiDict[str] = CIMultiDict(
+            {"User-Agent": "bastion", "Accept-Encoding": "identity"}
+        )
+        headers.update(settings.headers)  # the operator's, replacing ours whatever their case
         if settings.api_key is not None:
             headers["Authorization"] = f"Bearer {settings.api_key.value}"
         self._headers = headers
@@ -151,8 +156,6 @@ class OpenAIUpstream:
                     total=None, sock_connect=self.settings.timeouts.connect_s
                 ),
                 auto_decompress=True,
-                skip_auto_headers=("User-Agent",),
-                headers={"User-Agent": "bastion"},
             )
         return self._session
 
