@@ -142,8 +142,8 @@ class Gateway:
             outcome.model,
             outcome.endpoint.value,
             usage,
-            delivery,
             outcome.usage_json,
+            delivery,
         )
 
     async def answer(
@@ -225,7 +225,7 @@ class Gateway:
             model=outcome.model.id,
             endpoint=outcome.endpoint.value,
             status=outcome.status or 499,
-            usage=outcome.usage_json if outcome.cost else None,
+            usage_json=outcome.usage_json if outcome.cost else None,
             cost=outcome.cost,
             started_ms=outcome.started_ms,
         )

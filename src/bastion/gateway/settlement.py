@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
 
 import orjson
 
@@ -22,9 +23,9 @@ from bastion.storage.sql.settlements import SqlSettlementWriter
 log = logging.getLogger("bastion.settlement")
 
 
-def usage_text(usage: Usage | dict[str, object]) -> str:
-    """Usage as the ledger and the usage history store it."""
-    return orjson.dumps(usage if isinstance(usage, dict) else usage.as_dict()).decode()
+def usage_text(usage: Mapping[str, object]) -> str:
+    """Usage (``Usage.as_dict()``) as the ledger and the usage history store it."""
+    return orjson.dumps(usage).decode()
 
 
 class Settler:
@@ -37,14 +38,14 @@ class Settler:
         model: Model,
         endpoint: str,
         usage: Usage,
+        usage_json: str,
         delivery: Delivery | None = None,
-        usage_json: str | None = None,
     ) -> tuple[int, asyncio.Future[int | None] | None]:
         """Start recording the charge for ``usage``: (cost, a future of the ledger version
         once it is durable) — no future for a free request.  The future raises
         StoreUnavailableError when the charge cannot be written: the caller must then fail
         the request rather than deliver it unbilled.  Bytes handed to ``delivery`` leave
-        right after the commit.  ``usage_json`` is ``usage`` as written, if already made."""
+        right after the commit.  ``usage_json`` is ``usage`` as written (:func:`usage_text`)."""
         cost = price_usage(usage, model.price)
         if cost <= 0:
             return 0, None
@@ -56,7 +57,7 @@ class Settler:
                 amount=cost,
                 model=model.id,
                 endpoint=endpoint,
-                usage=usage_json or usage_text(usage),
+                usage=usage_json,
                 created_ms=now_ms(),
             ),
             delivery,
@@ -69,12 +70,11 @@ class Settler:
         model: str | None,
         endpoint: str,
         status: int,
-        usage: Usage | str | None,
+        usage_json: str | None,
         cost: int,
         started_ms: int,
     ) -> None:
-        """Add the request to the usage history (not awaited: it rides the next batch);
-        ``usage`` may come already written (:func:`usage_text`)."""
+        """Add the request to the usage history (not awaited: it rides the next batch)."""
         now = now_ms()
         self._writer.log(
             RequestLogEntry(
@@ -84,7 +84,7 @@ class Settler:
                 model=model,
                 endpoint=endpoint,
                 status=status,
-                usage=usage if isinstance(usage, str) or usage is None else usage_text(usage),
+                usage=usage_json,
                 cost=cost,
                 duration_ms=max(0, now - started_ms),
                 created_ms=started_ms,

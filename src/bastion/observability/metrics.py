@@ -95,7 +95,7 @@ class Metrics:
         self.registry = registry
         # The per-request series are plain counts kept by the event loop, their only writer,
         # and exported at scrape time: prometheus_client's children take a lock per update and
-        # scan the buckets in Python (12.8 µs a request for these, against 2.0 µs).
+        # scan the buckets in Python (12.8 µs a request for these, against 2.8 µs).
         self.requests = LoopCounter(
             "bastion_requests",
             "HTTP requests answered on the public listener, by endpoint, model and status.",
@@ -330,9 +330,6 @@ class LoopHistogram:
         if found is None:
             found = self.by_label[value] = _Series(self.bounds)
         return found
-
-    def observe(self, value: str, amount: float) -> None:
-        self.series(value).observe(amount)
 
     def family(self) -> HistogramMetricFamily:
         family = HistogramMetricFamily(self.name, self.documentation, labels=(self.label,))
