@@ -66,6 +66,7 @@ def redact(value: Any, field: str = "") -> Any:
 
 _NAME_IS_SECRET: dict[str, bool] = {}
 _NESTED = (dict, list, tuple)
+_SEQUENCES = (list, tuple)
 """A tuple, not ``dict | list | tuple``: the union is rebuilt at every evaluation (3× slower
 in ``isinstance``, and the access line asks it of every field)."""
 
@@ -86,7 +87,7 @@ def _by_name(value: Any, field: str) -> Any:
         return "[redacted]"
     if isinstance(value, dict):
         return {k: _by_name(v, str(k)) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, _SEQUENCES):
         return [_by_name(v, "") for v in value]
     return value
 
@@ -94,13 +95,19 @@ def _by_name(value: Any, field: str) -> Any:
 class JsonFormatter(logging.Formatter):
     _second = -1
     _stamp = ""
+    _ms = -1
+    _ms_stamp = ""
 
     def _timestamp(self, created: float) -> str:
-        second = int(created)
+        ms = int(created * 1000)
+        if ms == self._ms:  # a busy gateway logs several lines a millisecond
+            return self._ms_stamp
+        second = ms // 1000
         if second != self._second:  # one strftime per second of logging, not per line
             self._stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        return f"{self._stamp}.{int((created - second) * 1000):03d}Z"
+        self._ms, self._ms_stamp = ms, f"{self._stamp}.{ms % 1000:03d}Z"
+        return self._ms_stamp
 
     def format(self, record: logging.LogRecord) -> str:
         extras = {
