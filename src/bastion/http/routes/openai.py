@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable
 
 import orjson
@@ -37,10 +36,13 @@ def json_endpoint(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.S
         try:
             body = await read_capped(request, runtime.settings.listener.max_json_body_bytes)
             payload = parse_object(body)
-            with contextlib.suppress(ClientGoneError):
+            # not contextlib.suppress: 0.7 µs a request against nothing for try/except
+            try:  # noqa: SIM105
                 await runtime.gateway.handle_json(
                     endpoint, exchange, principal, body, payload, sink
                 )
+            except ClientGoneError:
+                pass
         except ClientError as error:
             if not _has_rate_state(error):
                 await runtime.gateway.report_rate(exchange, principal)
