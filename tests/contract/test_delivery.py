@@ -154,6 +154,7 @@ async def test_the_inline_writer_leaves_checkpoints_to_the_thread(
         pytest.skip("SQLite only")
     monkeypatch.setattr(writer, "CHECKPOINT_EVERY", 5)
     account = await new_account(database, balance=100_000)
+    inline, threaded = writer.inline_batches, writer.thread_batches
     for i in range(30):
         await database.settlements.charge(charge(f"req_c{i}_{account}", account, 10))
         await asyncio.sleep(0.005)
@@ -161,7 +162,11 @@ async def test_the_inline_writer_leaves_checkpoints_to_the_thread(
         if writer.checkpoints >= 2:
             break
         await asyncio.sleep(0.01)
-    assert writer.inline_batches >= 30
+    inline, threaded = writer.inline_batches - inline, writer.thread_batches - threaded
+    assert inline + threaded == 30
+    # Inline is the rule; a batch that comes while a checkpoint runs queues behind it in the
+    # thread (how many depends on the machine's speed).
+    assert inline > threaded
     assert writer.checkpoints >= 2
 
 
