@@ -8,6 +8,7 @@ import asyncio
 import os
 import socket
 import sqlite3
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -163,11 +164,58 @@ async def test_the_inline_writer_leaves_checkpoints_to_the_thread(
             break
         await asyncio.sleep(0.01)
     inline, threaded = writer.inline_batches - inline, writer.thread_batches - threaded
-    assert inline + threaded == 30
-    # Inline is the rule; a batch that comes while a checkpoint runs queues behind it in the
-    # thread (how many depends on the machine's speed).
-    assert inline > threaded
+    # A short log is only copied back, beside the commits: none waited for a checkpoint.
+    assert (inline, threaded) == (30, 0)
     assert writer.checkpoints >= 2
+
+
+async def test_commits_stay_inline_while_the_log_is_copied_back(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The long part of a checkpoint (copying the log into the database file and syncing
+    it) runs beside the inline commits; only the short restart after it holds them back.
+    (Holding every commit behind the whole checkpoint put ~27 ms on the p99 at 200 req/s.)"""
+    writer = database.settlements.batch_writer
+    if not isinstance(writer, SqliteBatchWriter):
+        pytest.skip("SQLite only")
+    monkeypatch.setattr(writer, "CHECKPOINT_EVERY", 3)
+    monkeypatch.setattr(writer, "RESTART_FRAMES", 1)  # every checkpoint starts the log over
+    copying, release = threading.Event(), threading.Event()
+    copy_back = writer._copy_back
+
+    def slow_copy_back() -> int:
+        frames = copy_back()
+        copying.set()
+        release.wait(5)  # a slow disk's sync
+        return frames
+
+    monkeypatch.setattr(writer, "_copy_back", slow_copy_back)
+    account = await new_account(database, balance=100_000)
+    for i in range(3):
+        await database.settlements.charge(charge(f"req_a{i}_{account}", account, 10))
+    for _ in range(200):  # bounded: 2 s
+        if copying.is_set():
+            break
+        await asyncio.sleep(0.01)
+    assert copying.is_set()
+    inline, threaded = writer.inline_batches, writer.thread_batches
+    for i in range(10):
+        await database.settlements.charge(charge(f"req_b{i}_{account}", account, 10))
+    assert (writer.inline_batches - inline, writer.thread_batches - threaded) == (10, 0)
+    checkpoints = writer.checkpoints
+    release.set()
+    for _ in range(200):  # bounded: 2 s
+        if writer.checkpoints > checkpoints:
+            break
+        await asyncio.sleep(0.01)
+    assert writer.checkpoints == checkpoints + 1
+    # The restart left an empty log: the next commit writes at its start.
+    await database.settlements.charge(charge(f"req_c_{account}", account, 10))
+    _busy, frames, _copied = await asyncio.get_running_loop().run_in_executor(
+        writer._thread,  # its connection has the log open (a new one may not, and says -1)
+        lambda: writer._connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone(),
+    )
+    assert 0 < frames < 20
 
 
 async def test_the_log_starts_over_under_a_steady_stream_of_commits(
@@ -179,6 +227,7 @@ async def test_the_log_starts_over_under_a_steady_stream_of_commits(
     if not isinstance(writer, SqliteBatchWriter):
         pytest.skip("SQLite only")
     monkeypatch.setattr(writer, "CHECKPOINT_EVERY", 20)
+    monkeypatch.setattr(writer, "RESTART_FRAMES", 256)
     account = await new_account(database, balance=10_000_000)
     wal = f"{database.engine.url.database}-wal"
 
