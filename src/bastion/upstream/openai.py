@@ -156,6 +156,9 @@ class OpenAIUpstream:
                     total=None, sock_connect=self.settings.timeouts.connect_s
                 ),
                 auto_decompress=True,
+                # Requests of every tenant share this session: a cookie one answer sets must
+                # not ride along on the next request, whoever sends it.
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         return self._session
 

@@ -1,5 +1,5 @@
 """What the upstream client sends besides the body: its own headers, the operator's (which
-replace its own whatever their case) and the upstream credential, each once."""
+replace its own whatever their case) and the upstream credential, each once; never a cookie."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ async def echo() -> AsyncIterator[tuple[str, list[CIMultiDict[str]]]]:
     async def record(request: web.Request) -> web.Response:
         seen.append(CIMultiDict(request.headers))
         await request.read()
-        return web.json_response({"ok": True})
+        response = web.json_response({"ok": True})
+        response.set_cookie("session", "tenant-a-affinity")  # e.g. a balancer's stickiness
+        return response
 
     app = web.Application()
     app.router.add_post("/v1/chat/completions", record)
@@ -29,7 +31,7 @@ async def echo() -> AsyncIterator[tuple[str, list[CIMultiDict[str]]]]:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}", seen
+    yield f"http://localhost:{port}", seen  # a name: aiohttp's jar ignores cookies of IPs
     await runner.cleanup()
 
 
@@ -56,7 +58,9 @@ async def test_its_own_headers_and_the_credential(
         await _send(upstream)  # the cached header set, the second time
     finally:
         await upstream.close()
+    assert len(seen) == 2
     for headers in seen:
+        assert "Cookie" not in headers  # one request's cookie never reaches the next
         assert headers.getall("User-Agent") == ["bastion"]
         assert headers.getall("Accept-Encoding") == ["identity"]
         assert headers.getall("Authorization") == ["Bearer sk-up"]
