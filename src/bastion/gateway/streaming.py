@@ -57,7 +57,6 @@ class StreamMeter:
     needles: tuple[bytes, bytes, bytes, bytes] | None
     usage: Usage | None = None
     output_events: int = 0
-    output_chars: int = 0
     terminal: bytes | None = None
     held_usage_chunk: bytes | None = None
     done: bool = False
@@ -92,9 +91,12 @@ class StreamMeter:
             self.done = True
             self.terminal = sse.DONE
             return None
-        if b'"usage"' not in data:
-            self._count(data)
-            return rewrite_model(event, self.needles) + b"\n\n"
+        if b'"usage"' not in data:  # a plain chunk, the usual event: calls saved
+            if _PRODUCED.search(data):
+                self.output_events += 1
+            if self.needles is not None:
+                event = rewrite_model(event, self.needles)
+            return event + b"\n\n"
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -138,13 +140,11 @@ class StreamMeter:
             return None
         if kind in RESPONSES_DELTAS:
             self.output_events += 1
-            self.output_chars += len(data)
         return rewrite_model(event, self.needles) + b"\n\n"
 
     def _count(self, data: bytes) -> None:
         if _PRODUCED.search(data):
             self.output_events += 1
-            self.output_chars += len(data)
 
     # -- billing ---------------------------------------------------------------------------
 

@@ -22,14 +22,22 @@ class EventSplitter:
 
     def feed(self, chunk: bytes) -> list[bytes]:
         data = self._buffer + chunk if self._buffer else chunk
-        events: list[bytes] = []
-        start = 0
-        for match in _BOUNDARY.finditer(data):
-            event = data[start : match.start()]
-            if event:
-                events.append(event)
-            start = match.end()
-        self._buffer = data[start:]
+        if b"\r" not in data:
+            # The usual stream (vLLM, OpenAI): ``\n\n`` is then the only boundary, and a
+            # split finds it as the pattern would, left to right (a fifth of the time).
+            events = data.split(b"\n\n")
+            self._buffer = events.pop()
+            if b"" in events:
+                events = [event for event in events if event]
+        else:
+            events = []
+            start = 0
+            for match in _BOUNDARY.finditer(data):
+                event = data[start : match.start()]
+                if event:
+                    events.append(event)
+                start = match.end()
+            self._buffer = data[start:]
         if len(self._buffer) > self.max_event_bytes:
             raise ValueError("server-sent event larger than the limit")
         return events
@@ -42,6 +50,8 @@ class EventSplitter:
 
 def fields(event: bytes) -> tuple[bytes | None, bytes | None]:
     """(event type, data) of one event; several ``data:`` lines are joined with ``\\n``."""
+    if event.startswith(b"data: ") and b"\n" not in event and b"\r" not in event:
+        return None, event[6:]  # one data line, the usual event: no line loop
     kind: bytes | None = None
     data: list[bytes] = []
     for line in event.splitlines():
