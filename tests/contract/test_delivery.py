@@ -212,10 +212,51 @@ async def test_commits_stay_inline_while_the_log_is_copied_back(
     # The restart left an empty log: the next commit writes at its start.
     await database.settlements.charge(charge(f"req_c_{account}", account, 10))
     _busy, frames, _copied = await asyncio.get_running_loop().run_in_executor(
-        writer._thread,  # its connection has the log open (a new one may not, and says -1)
-        lambda: writer._connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone(),
+        writer._checkpointer,  # its connection has the log open (a new one may not: -1)
+        lambda: (
+            writer._checkpoint_connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        ),
     )
     assert 0 < frames < 20
+
+
+async def test_thread_commits_go_on_while_the_log_is_copied_back(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With FULL every batch commits in the writer thread; the checkpoint has a thread and
+    connection of its own, so those commits (and their answers) do not wait for it."""
+    writer = database.settlements.batch_writer
+    if not isinstance(writer, SqliteBatchWriter):
+        pytest.skip("SQLite only")
+    monkeypatch.setattr(writer, "_inline_ok", False)  # every batch in the thread, as FULL
+    monkeypatch.setattr(writer, "CHECKPOINT_EVERY", 3)
+    copying, release = threading.Event(), threading.Event()
+    copy_back = writer._copy_back
+
+    def slow_copy_back() -> int:
+        frames = copy_back()
+        copying.set()
+        release.wait(5)  # a slow disk's sync
+        return frames
+
+    monkeypatch.setattr(writer, "_copy_back", slow_copy_back)
+    account = await new_account(database, balance=100_000)
+    try:
+        for i in range(3):
+            await database.settlements.charge(charge(f"req_f{i}_{account}", account, 10))
+        for _ in range(200):  # bounded: 2 s
+            if copying.is_set():
+                break
+            await asyncio.sleep(0.01)
+        assert copying.is_set()
+        threaded = writer.thread_batches
+        for i in range(10):
+            await asyncio.wait_for(
+                database.settlements.charge(charge(f"req_g{i}_{account}", account, 10)), 2
+            )
+        assert writer.thread_batches - threaded == 10
+    finally:
+        release.set()
 
 
 async def test_the_log_starts_over_under_a_steady_stream_of_commits(

@@ -52,13 +52,14 @@ class SqliteBatchWriter:
     thread would cost more (a thread wake-up and two GIL hand-overs per batch, each waiting
     for the loop to let go) and every answer waits on it.  Anything that could block runs
     in the writer thread instead: a batch that finds the database locked by another writer
-    (the CLI, the dashboard) is retried there with the full busy timeout, the WAL is
-    checkpointed there (the inline connection never checkpoints: a checkpoint syncs the
-    file), and with FULL, whose commits wait for an fsync, every batch runs there.
+    (the CLI, the dashboard) is retried there with the full busy timeout, and with FULL,
+    whose commits wait for an fsync, every batch runs there.  Neither connection checkpoints
+    the WAL (a checkpoint syncs the file): a third one does, on a thread of its own, beside
+    the batches (see ``_copy_back``).
     """
 
     CHECKPOINT_EVERY = 500
-    """Inline commits between two checkpoints of the write-ahead log (in the thread)."""
+    """Batches between two checkpoints of the write-ahead log (on their own connection)."""
 
     RESTART_FRAMES = 8192
     """Length of the log (pages; 32 MB at 4 KB) past which a checkpoint also starts it over."""
@@ -73,6 +74,10 @@ class SqliteBatchWriter:
         self._synchronous = synchronous
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="bastion-sqlite-writer")
         self._conn: sqlite3.Connection | None = None
+        # Checkpoints have a thread and a connection of their own: with FULL, the writer
+        # thread's batches go on while the log is copied back
+        self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="bastion-sqlite-checkpoint")
+        self._ck: sqlite3.Connection | None = None
         self._inline_ok = synchronous.upper() in ("NORMAL", "OFF")
         self._inline: sqlite3.Connection | None = None
         self._since_checkpoint = 0
@@ -91,7 +96,7 @@ class SqliteBatchWriter:
         """Write a batch in one transaction; right after its COMMIT, send the bytes handed
         to ``deliveries`` (see bastion.core.delivery)."""
         if self._inline_ok and not self._restarting:
-            # (while the thread restarts the log, batches queue behind it there: an inline
+            # (while the log restarts, batches wait for it in the writer thread: an inline
             # writer taking the lock again and again would starve the restart)
             try:
                 versions = self._write_inline(charges, logs)
@@ -107,6 +112,7 @@ class SqliteBatchWriter:
             self._thread, self._write, charges, logs, deliveries or []
         )
         self.thread_batches += 1
+        self._checkpoint_soon()
         return versions
 
     async def close(self) -> None:
@@ -116,6 +122,8 @@ class SqliteBatchWriter:
             self._inline = None
         await loop.run_in_executor(self._thread, self._close)
         self._thread.shutdown(wait=True)
+        await loop.run_in_executor(self._checkpointer, self._close_checkpointer)
+        self._checkpointer.shutdown(wait=True)
 
     # -- on the event loop -----------------------------------------------------------------
 
@@ -149,7 +157,7 @@ class SqliteBatchWriter:
             return
         self._since_checkpoint = 0
         self._checkpointing = True
-        future = asyncio.get_running_loop().run_in_executor(self._thread, self._copy_back)
+        future = asyncio.get_running_loop().run_in_executor(self._checkpointer, self._copy_back)
         future.add_done_callback(self._copied_back)
 
     def _copied_back(self, future: asyncio.Future[int]) -> None:
@@ -163,7 +171,7 @@ class SqliteBatchWriter:
         # The log is long: what commits added while the pages were copied is copied now,
         # with writers held back for that short while, and the log starts over.
         self._restarting = True
-        restart = asyncio.get_running_loop().run_in_executor(self._thread, self._restart)
+        restart = asyncio.get_running_loop().run_in_executor(self._checkpointer, self._restart)
         restart.add_done_callback(self._checkpointed)
 
     def _checkpointed(self, future: asyncio.Future[Any]) -> None:
@@ -176,7 +184,10 @@ class SqliteBatchWriter:
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
-            self._conn = _open(self._path, self._synchronous, busy_timeout_ms=WRITER_WAIT_MS)
+            conn = _open(self._path, self._synchronous, busy_timeout_ms=WRITER_WAIT_MS)
+            # no checkpoint inside a batch's commit, its answers waiting: see _copy_back
+            conn.execute("PRAGMA wal_autocheckpoint=0")
+            self._conn = conn
         return self._conn
 
     def _close(self) -> None:
@@ -184,12 +195,24 @@ class SqliteBatchWriter:
             self._conn.close()
             self._conn = None
 
+    # -- in the checkpoint thread ----------------------------------------------------------
+
+    def _checkpoint_connection(self) -> sqlite3.Connection:
+        if self._ck is None:
+            self._ck = _open(self._path, self._synchronous, busy_timeout_ms=WRITER_WAIT_MS)
+        return self._ck
+
+    def _close_checkpointer(self) -> None:
+        if self._ck is not None:
+            self._ck.close()
+            self._ck = None
+
     def _copy_back(self) -> int:
         """Copy the log's pages into the database file and sync it, beside the inline
         writers (PASSIVE waits for no one); the log's length in pages.  When the whole log
         was copied and nothing came meanwhile, the next commit starts it over by itself."""
         _busy, frames, _copied = (
-            self._connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            self._checkpoint_connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         )
         return int(frames)
 
@@ -202,7 +225,7 @@ class SqliteBatchWriter:
         # and sync of the whole log (~35 ms: it put ~20 ms on the p99 at 200 req/s when
         # every checkpoint held the commits), and only once per RESTART_FRAMES of log.  A
         # reader in the way is waited for briefly only: the checkpoint is tried again later.
-        conn = self._connection()
+        conn = self._checkpoint_connection()
         conn.execute(f"PRAGMA busy_timeout={CHECKPOINT_WAIT_MS}")
         try:
             conn.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()
