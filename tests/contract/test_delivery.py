@@ -259,6 +259,33 @@ async def test_thread_commits_go_on_while_the_log_is_copied_back(
         release.set()
 
 
+async def test_a_failed_checkpoint_is_reported_and_the_next_one_runs(
+    database: Database, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    writer = database.settlements.batch_writer
+    if not isinstance(writer, SqliteBatchWriter):
+        pytest.skip("SQLite only")
+    monkeypatch.setattr(writer, "CHECKPOINT_EVERY", 2)
+    opened = writer._checkpoint_connection
+    failures = [sqlite3.OperationalError("disk I/O error")]
+
+    def flaky() -> sqlite3.Connection:
+        if failures:
+            raise failures.pop()
+        return opened()
+
+    monkeypatch.setattr(writer, "_checkpoint_connection", flaky)
+    account = await new_account(database, balance=100_000)
+    for i in range(6):
+        await database.settlements.charge(charge(f"req_h{i}_{account}", account, 10))
+        for _ in range(200):  # bounded: 2 s; each checkpoint done before the next batch
+            if not writer._checkpointing:
+                break
+            await asyncio.sleep(0.01)
+    assert writer.checkpoints == 3  # the failed one, then two that ran
+    assert "WAL checkpoint failed: disk I/O error" in caplog.text
+
+
 async def test_the_log_starts_over_under_a_steady_stream_of_commits(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
