@@ -24,7 +24,7 @@ class EventSplitter:
         data = self._buffer + chunk if self._buffer else chunk
         if b"\r" not in data:
             # The usual stream (vLLM, OpenAI): ``\n\n`` is then the only boundary, and a
-            # split finds it as the pattern would, left to right (a fifth of the time).
+            # split finds it as the pattern would, left to right (an eighth of the time).
             events = data.split(b"\n\n")
             self._buffer = events.pop()
             if b"" in events:
