@@ -9,7 +9,7 @@ import os
 import socket
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -145,6 +145,32 @@ def test_a_charge_that_failed_sends_nothing(
     assert not is_open(fd)
 
 
+async def _until(condition: Callable[[], bool]) -> bool:
+    """Poll ``condition`` for up to ~2 s, yielding to the loop between tries."""
+    for _ in range(200):
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    return False
+
+
+def _hold_copy_back(
+    writer: SqliteBatchWriter, monkeypatch: pytest.MonkeyPatch
+) -> tuple[threading.Event, threading.Event]:
+    """Make the checkpoint's copy slow (a slow disk's sync): (copying, release)."""
+    copying, release = threading.Event(), threading.Event()
+    copy_back = writer._copy_back
+
+    def slow_copy_back() -> int:
+        frames = copy_back()
+        copying.set()
+        release.wait(5)
+        return frames
+
+    monkeypatch.setattr(writer, "_copy_back", slow_copy_back)
+    return copying, release
+
+
 async def test_the_inline_writer_leaves_checkpoints_to_the_thread(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -159,10 +185,7 @@ async def test_the_inline_writer_leaves_checkpoints_to_the_thread(
     for i in range(30):
         await database.settlements.charge(charge(f"req_c{i}_{account}", account, 10))
         await asyncio.sleep(0.005)
-    for _ in range(200):  # bounded: 2 s
-        if writer.checkpoints >= 2:
-            break
-        await asyncio.sleep(0.01)
+    await _until(lambda: writer.checkpoints >= 2)
     inline, threaded = writer.inline_batches - inline, writer.thread_batches - threaded
     # A short log is only copied back, beside the commits: none waited for a checkpoint.
     assert (inline, threaded) == (30, 0)
@@ -180,34 +203,18 @@ async def test_commits_stay_inline_while_the_log_is_copied_back(
         pytest.skip("SQLite only")
     monkeypatch.setattr(writer, "CHECKPOINT_EVERY", 3)
     monkeypatch.setattr(writer, "RESTART_FRAMES", 1)  # every checkpoint starts the log over
-    copying, release = threading.Event(), threading.Event()
-    copy_back = writer._copy_back
-
-    def slow_copy_back() -> int:
-        frames = copy_back()
-        copying.set()
-        release.wait(5)  # a slow disk's sync
-        return frames
-
-    monkeypatch.setattr(writer, "_copy_back", slow_copy_back)
+    copying, release = _hold_copy_back(writer, monkeypatch)
     account = await new_account(database, balance=100_000)
     for i in range(3):
         await database.settlements.charge(charge(f"req_a{i}_{account}", account, 10))
-    for _ in range(200):  # bounded: 2 s
-        if copying.is_set():
-            break
-        await asyncio.sleep(0.01)
-    assert copying.is_set()
+    assert await _until(copying.is_set)
     inline, threaded = writer.inline_batches, writer.thread_batches
     for i in range(10):
         await database.settlements.charge(charge(f"req_b{i}_{account}", account, 10))
     assert (writer.inline_batches - inline, writer.thread_batches - threaded) == (10, 0)
     checkpoints = writer.checkpoints
     release.set()
-    for _ in range(200):  # bounded: 2 s
-        if writer.checkpoints > checkpoints:
-            break
-        await asyncio.sleep(0.01)
+    await _until(lambda: writer.checkpoints > checkpoints)
     assert writer.checkpoints == checkpoints + 1
     # The restart left an empty log: the next commit writes at its start.
     await database.settlements.charge(charge(f"req_c_{account}", account, 10))
@@ -230,25 +237,12 @@ async def test_thread_commits_go_on_while_the_log_is_copied_back(
         pytest.skip("SQLite only")
     monkeypatch.setattr(writer, "_inline_ok", False)  # every batch in the thread, as FULL
     monkeypatch.setattr(writer, "CHECKPOINT_EVERY", 3)
-    copying, release = threading.Event(), threading.Event()
-    copy_back = writer._copy_back
-
-    def slow_copy_back() -> int:
-        frames = copy_back()
-        copying.set()
-        release.wait(5)  # a slow disk's sync
-        return frames
-
-    monkeypatch.setattr(writer, "_copy_back", slow_copy_back)
+    copying, release = _hold_copy_back(writer, monkeypatch)
     account = await new_account(database, balance=100_000)
     try:
         for i in range(3):
             await database.settlements.charge(charge(f"req_f{i}_{account}", account, 10))
-        for _ in range(200):  # bounded: 2 s
-            if copying.is_set():
-                break
-            await asyncio.sleep(0.01)
-        assert copying.is_set()
+        assert await _until(copying.is_set)
         threaded = writer.thread_batches
         for i in range(10):
             await asyncio.wait_for(
@@ -278,10 +272,7 @@ async def test_a_failed_checkpoint_is_reported_and_the_next_one_runs(
     account = await new_account(database, balance=100_000)
     for i in range(6):
         await database.settlements.charge(charge(f"req_h{i}_{account}", account, 10))
-        for _ in range(200):  # bounded: 2 s; each checkpoint done before the next batch
-            if not writer._checkpointing:
-                break
-            await asyncio.sleep(0.01)
+        await _until(lambda: not writer._checkpointing)  # each done before the next batch
     assert writer.checkpoints == 3  # the failed one, then two that ran
     assert "WAL checkpoint failed: disk I/O error" in caplog.text
 
