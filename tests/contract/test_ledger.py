@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from sqlalchemy import func, select
 
 from bastion.core.calendar import month_of, now_ms
-from bastion.core.records import Charge
+from bastion.core.records import Charge, RequestLogEntry
 from bastion.errors import OperatorError
+from bastion.storage.sql import settlements as settlements_module
 from bastion.storage.sql.database import Database
+from bastion.storage.sql.tables import request_log
 from tests.contract.support import new_account
 
 
@@ -43,6 +46,69 @@ async def test_group_commit_writes_each_charge_once(database: Database) -> None:
     checked, mismatches = await database.ledger.verify()
     assert checked >= 1
     assert mismatches == []
+
+
+def usage_row(request_id: str, account: str) -> RequestLogEntry:
+    return RequestLogEntry(
+        request_id, account, "key_x", "m", "chat", 200, '{"source":"upstream"}', 100, 5, now_ms()
+    )
+
+
+async def logged(database: Database, request_id: str) -> int:
+    async with database.engine.connect() as conn:
+        found = await conn.scalar(
+            select(func.count())
+            .select_from(request_log)
+            .where(request_log.c.request_id == request_id)
+        )
+    return int(found or 0)
+
+
+async def test_a_usage_row_rides_with_the_next_charge(database: Database) -> None:
+    # At a low rate a request's usage row must not cost a commit of its own: it goes with the
+    # next request's charge (one transaction per request instead of two).
+    account = await new_account(database, balance=10_000)
+    writer = database.settlements
+    await writer.charge(charge(f"req_a_{account}", account, 100))
+    before = writer.batches
+    writer.log(usage_row(f"req_a_{account}", account))
+    await asyncio.sleep(0.05)  # the writer's turn, had the row woken it
+    assert writer.batches == before
+    await writer.charge(charge(f"req_b_{account}", account, 100))
+    assert writer.batches == before + 1
+    assert await logged(database, f"req_a_{account}") == 1
+
+
+async def test_a_usage_row_alone_is_written_after_a_short_wait(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settlements_module, "LOG_DELAY_S", 0.05)
+    account = await new_account(database)
+    writer = database.settlements
+    writer.log(usage_row(f"req_c_{account}", account))
+    for _ in range(200):
+        if await logged(database, f"req_c_{account}"):
+            break
+        await asyncio.sleep(0.01)
+    assert await logged(database, f"req_c_{account}") == 1
+
+
+async def test_a_full_batch_of_usage_rows_is_written_at_once(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(settlements_module, "LOG_DELAY_S", 60.0)  # never, within this test
+    account = await new_account(database)
+    writer = database.settlements
+    monkeypatch.setattr(writer, "_batch_max", 4)
+    before = writer.batches
+    for i in range(4):
+        writer.log(usage_row(f"req_f{i}_{account}", account))
+    for _ in range(400):
+        if writer.batches > before:
+            break
+        await asyncio.sleep(0.005)
+    assert writer.batches == before + 1
+    assert await logged(database, f"req_f3_{account}") == 1
 
 
 async def test_a_refund_is_given_at_most_once(database: Database) -> None:

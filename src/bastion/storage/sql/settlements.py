@@ -6,7 +6,9 @@ being committed, new charges queue up and go together in the next one, so the co
 commit (an fsync on SQLite) is shared by every request that finished meanwhile.
 
 Request-log rows (the per-request usage history) ride along with whatever batch comes next;
-nobody waits for them.
+nobody waits for them, and they do not start a transaction of their own unless no charge comes
+within ``LOG_DELAY_S``: at a low rate a request's row goes with the next request's charge, one
+commit per request instead of two.
 
 A PostgreSQL batch whose COMMIT got no reply is *in doubt*: before its requests are answered,
 the writer asks the store whether it landed (see :mod:`bastion.storage.sql.in_doubt`), for up
@@ -46,6 +48,8 @@ MAX_PENDING_LOGS = 100_000
 PROBE_INTERVAL_S = 0.5
 DOUBT_WAIT_S = 5.0
 """How long the clients of an in-doubt batch wait for the store to say whether it landed."""
+LOG_DELAY_S = 0.5
+"""How long usage-history rows wait for a charge to ride with before they are written alone."""
 
 
 @dataclass(slots=True)
@@ -82,6 +86,9 @@ class SqlSettlementWriter:
         self._charges: deque[_Pending] = deque()
         self._logs: deque[RequestLogEntry] = deque(maxlen=MAX_PENDING_LOGS)
         self._wakeup = asyncio.Event()
+        self._log_timer: asyncio.TimerHandle | None = None
+        """Pending while usage rows wait for a charge to ride with (see ``log``)."""
+        self._flushing = 0
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self.batches = 0
@@ -106,6 +113,9 @@ class SqlSettlementWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._log_timer is not None:
+            self._log_timer.cancel()
+            self._log_timer = None
         await self.batch_writer.close()
 
     def enqueue(
@@ -134,17 +144,39 @@ class SqlSettlementWriter:
         if len(self._logs) == self._logs.maxlen:
             self.logs_dropped += 1
         self._logs.append(entry)
+        if len(self._logs) >= self._batch_max:
+            self._wakeup.set()  # a full batch goes at once
+        elif self._log_timer is None:
+            self._log_timer = asyncio.get_running_loop().call_later(LOG_DELAY_S, self._logs_due)
+
+    def _logs_due(self) -> None:
+        self._log_timer = None
         self._wakeup.set()
+
+    def _logs_can_wait(self) -> bool:
+        """Usage rows alone wait for a charge to ride with, until their timer wakes the
+        writer (or a flush, the shutdown or a failing store asks for them at once)."""
+        return (
+            self._log_timer is not None
+            and not self._flushing
+            and not self._closing
+            and not self.failing
+            and len(self._logs) < self._batch_max
+        )
 
     async def flush(self) -> None:
         """Wait until everything queued so far is written (used by tests and shutdown)."""
-        while self._charges or self._logs or self._writing:
-            self._wakeup.set()
-            await asyncio.sleep(0.005)
+        self._flushing += 1
+        try:
+            while self._charges or self._logs or self._writing:
+                self._wakeup.set()
+                await asyncio.sleep(0.005)
+        finally:
+            self._flushing -= 1
 
     async def _run(self) -> None:
         while True:
-            if not self._charges and not self._logs:
+            if not self._charges and (not self._logs or self._logs_can_wait()):
                 if self._closing:
                     return
                 self._wakeup.clear()
