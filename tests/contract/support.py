@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+from collections.abc import Callable
 
 from bastion.core.admission import AdmitRequest
 from bastion.core.limits import Rate
@@ -44,3 +46,12 @@ async def new_account(db: Database, balance: int = 0) -> str:
     if balance:
         await db.ledger.post(account_id=account.id, kind="grant", amount=balance)
     return account.id
+
+
+async def until(condition: Callable[[], bool]) -> bool:
+    """Poll ``condition`` for up to ~2 s, yielding to the loop between tries."""
+    for _ in range(200):
+        if condition():
+            return True
+        await asyncio.sleep(0.01)
+    return False

@@ -9,14 +9,14 @@ import os
 import socket
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from bastion.core.delivery import Delivery
 from bastion.storage.sql.database import Database
 from bastion.storage.sql.sqlite_batch import SqliteBatchWriter
-from tests.contract.support import new_account
+from tests.contract.support import new_account, until
 from tests.contract.test_ledger import charge
 
 
@@ -145,15 +145,6 @@ def test_a_charge_that_failed_sends_nothing(
     assert not is_open(fd)
 
 
-async def _until(condition: Callable[[], bool]) -> bool:
-    """Poll ``condition`` for up to ~2 s, yielding to the loop between tries."""
-    for _ in range(200):
-        if condition():
-            return True
-        await asyncio.sleep(0.01)
-    return False
-
-
 def _hold_copy_back(
     writer: SqliteBatchWriter, monkeypatch: pytest.MonkeyPatch
 ) -> tuple[threading.Event, threading.Event]:
@@ -185,7 +176,7 @@ async def test_the_inline_writer_leaves_checkpoints_to_the_thread(
     for i in range(30):
         await database.settlements.charge(charge(f"req_c{i}_{account}", account, 10))
         await asyncio.sleep(0.005)
-    await _until(lambda: writer.checkpoints >= 2)
+    await until(lambda: writer.checkpoints >= 2)
     inline, threaded = writer.inline_batches - inline, writer.thread_batches - threaded
     # A short log is only copied back, beside the commits: none waited for a checkpoint.
     assert (inline, threaded) == (30, 0)
@@ -207,14 +198,14 @@ async def test_commits_stay_inline_while_the_log_is_copied_back(
     account = await new_account(database, balance=100_000)
     for i in range(3):
         await database.settlements.charge(charge(f"req_a{i}_{account}", account, 10))
-    assert await _until(copying.is_set)
+    assert await until(copying.is_set)
     inline, threaded = writer.inline_batches, writer.thread_batches
     for i in range(10):
         await database.settlements.charge(charge(f"req_b{i}_{account}", account, 10))
     assert (writer.inline_batches - inline, writer.thread_batches - threaded) == (10, 0)
     checkpoints = writer.checkpoints
     release.set()
-    await _until(lambda: writer.checkpoints > checkpoints)
+    await until(lambda: writer.checkpoints > checkpoints)
     assert writer.checkpoints == checkpoints + 1
     # The restart left an empty log: the next commit writes at its start.
     await database.settlements.charge(charge(f"req_c_{account}", account, 10))
@@ -242,7 +233,7 @@ async def test_thread_commits_go_on_while_the_log_is_copied_back(
     try:
         for i in range(3):
             await database.settlements.charge(charge(f"req_f{i}_{account}", account, 10))
-        assert await _until(copying.is_set)
+        assert await until(copying.is_set)
         threaded = writer.thread_batches
         for i in range(10):
             await asyncio.wait_for(
@@ -272,7 +263,7 @@ async def test_a_failed_checkpoint_is_reported_and_the_next_one_runs(
     account = await new_account(database, balance=100_000)
     for i in range(6):
         await database.settlements.charge(charge(f"req_h{i}_{account}", account, 10))
-        await _until(lambda: not writer._checkpointing)  # each done before the next batch
+        await until(lambda: not writer._checkpointing)  # each done before the next batch
     assert writer.checkpoints == 3  # the failed one, then two that ran
     assert "WAL checkpoint failed: disk I/O error" in caplog.text
 

@@ -14,7 +14,7 @@ from bastion.errors import OperatorError
 from bastion.storage.sql import settlements as settlements_module
 from bastion.storage.sql.database import Database
 from bastion.storage.sql.tables import request_log
-from tests.contract.support import new_account
+from tests.contract.support import new_account, until
 
 
 def charge(request_id: str, account: str, amount: int, key: str = "key_x") -> Charge:
@@ -85,11 +85,9 @@ async def test_a_usage_row_alone_is_written_after_a_short_wait(
     monkeypatch.setattr(settlements_module, "LOG_DELAY_S", 0.05)
     account = await new_account(database)
     writer = database.settlements
+    before = writer.batches
     writer.log(usage_row(f"req_c_{account}", account))
-    for _ in range(200):
-        if await logged(database, f"req_c_{account}"):
-            break
-        await asyncio.sleep(0.01)
+    assert await until(lambda: writer.batches > before)
     assert await logged(database, f"req_c_{account}") == 1
 
 
@@ -103,10 +101,7 @@ async def test_a_full_batch_of_usage_rows_is_written_at_once(
     before = writer.batches
     for i in range(4):
         writer.log(usage_row(f"req_f{i}_{account}", account))
-    for _ in range(400):
-        if writer.batches > before:
-            break
-        await asyncio.sleep(0.005)
+    assert await until(lambda: writer.batches > before)
     assert writer.batches == before + 1
     assert await logged(database, f"req_f3_{account}") == 1
 
