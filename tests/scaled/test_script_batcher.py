@@ -64,3 +64,50 @@ async def test_failures_reach_every_caller_as_store_unavailable(
     await unreachable.close()
     await gone.aclose(close_connection_pool=True)
     await batcher.close()
+
+
+BUSY = """
+local start = redis.call('TIME')
+repeat
+  local now = redis.call('TIME')
+until (now[1] - start[1]) * 1000000 + (now[2] - start[2]) >= tonumber(ARGV[1])
+return 'late'
+"""
+
+
+async def test_a_reply_that_came_too_late_never_answers_the_next_call() -> None:
+    # Its own client, with a short timeout: the busy script outlives it.
+    client = connect(f"{REDIS}/{1 + worker_number() % 15}", 0.02)
+    batcher = ScriptBatcher(client, Translated)
+    busy = client.register_script(BUSY)
+    counter = client.register_script(INCR)
+    key = f"bastion:test:{secrets.token_hex(6)}"
+    with pytest.raises(StoreUnavailableError):
+        await batcher.call(busy, [], [60_000])  # 60 ms of Redis's time, 20 ms allowed
+    await asyncio.sleep(0.1)  # Redis is done with it; its reply is on the old connection
+    assert await batcher.call(counter, [key], [7]) == 7  # its own reply, not 'late'
+    # A caller that stops waiting (its client left) leaves no reply behind either.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(batcher.call(busy, [], [15_000]), timeout=0.005)
+    await asyncio.sleep(0.03)
+    assert await batcher.call(counter, [key], [1]) == 8
+    await client.delete(key)
+    await batcher.close()
+    await client.aclose(close_connection_pool=True)
+
+
+async def test_a_connection_the_server_closed_is_made_again(client: aioredis.Redis) -> None:
+    batcher = ScriptBatcher(client, Translated)
+    counter = client.register_script(INCR)
+    key = f"bastion:test:{secrets.token_hex(6)}"
+    assert await batcher.call(counter, [key], [1]) == 1
+    db = str(client.connection_pool.connection_kwargs["db"])
+    killed = 0
+    for entry in await client.client_list():  # the batcher's: this database, last evalsha
+        if entry.get("db") == db and entry.get("cmd") == "evalsha":
+            killed += await client.client_kill_filter(_id=entry["id"])
+    assert killed == 1
+    await asyncio.sleep(0.05)  # the close reaches this process
+    assert await batcher.call(counter, [key], [3]) == 4
+    await client.delete(key)
+    await batcher.close()
