@@ -34,6 +34,19 @@ class _Capture:
         return False
 
 
+class _Stream(web.StreamResponse):
+    """An event stream whose head leaves with its first event, in one write.
+
+    ``open_stream`` is called when the first event is in hand, so a head sent alone would
+    only cost a system call and a packet of its own, and the client a wake-up between the
+    head and its first byte.  aiohttp's ``Response`` holds its head back the same way (the
+    class attribute is aiohttp's switch for it); a stream that ends without an event sends
+    its head with the end.
+    """
+
+    _send_headers_immediately = False
+
+
 class AiohttpSink:
     __slots__ = ("_request", "_stream", "response")
 
@@ -75,7 +88,7 @@ class AiohttpSink:
             raise ClientGoneError() from exc
 
     async def open_stream(self, headers: Mapping[str, str]) -> None:
-        stream = web.StreamResponse(status=200, headers=headers)
+        stream = _Stream(status=200, headers=headers)
         stream.content_type = "text/event-stream"
         stream.enable_chunked_encoding()
         try:
