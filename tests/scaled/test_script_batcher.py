@@ -111,3 +111,20 @@ async def test_a_connection_the_server_closed_is_made_again(client: aioredis.Red
     assert await batcher.call(counter, [key], [3]) == 4
     await client.delete(key)
     await batcher.close()
+
+
+async def test_calls_already_made_are_answered_before_a_close(client: aioredis.Redis) -> None:
+    """A release queued behind another call still reaches Redis when the gateway closes."""
+    batcher = ScriptBatcher(client, Translated)
+    busy = client.register_script(BUSY)
+    counter = client.register_script(INCR)
+    key = f"bastion:test:{secrets.token_hex(6)}"
+    out = asyncio.ensure_future(batcher.call(busy, [], [20_000]))  # 20 ms in Redis
+    await asyncio.sleep(0.005)
+    queued = batcher.queue(counter, [key], [2])  # behind it, for the next pipeline
+    assert not batcher.idle
+    await batcher.close()
+    assert await out == "late"
+    assert await queued == 2
+    assert int(await client.get(key) or 0) == 2
+    await client.delete(key)

@@ -140,6 +140,9 @@ class Stack:
             if self.runtime.metrics.active == 0:
                 break
             await asyncio.sleep(0.01)
+        # A request whose client left (closing its connection) ends at once; its release,
+        # shielded, may still be on its way to the store.
+        await self.runtime.admission_store.drain()
         await self.runtime.db.settlements.flush()
 
     async def close(self) -> None:

@@ -74,4 +74,8 @@ class AdmissionStore(Protocol):
     async def sweep(self) -> int:
         """Expire holds and slots of requests that outlived their lease; returns how many."""
 
+    async def drain(self) -> None:
+        """Wait (bounded) until every release already started has reached the store: a
+        request cut short releases in the background, after its handler has ended."""
+
     async def close(self) -> None: ...

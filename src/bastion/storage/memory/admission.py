@@ -184,5 +184,8 @@ class MemoryAdmission:
             self._free(self._holds.pop(request_id))
         return len(expired)
 
+    async def drain(self) -> None:
+        return None  # a release here never waits: nothing is ever in flight
+
     async def close(self) -> None:
         return None

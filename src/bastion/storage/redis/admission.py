@@ -276,6 +276,9 @@ class RedisAdmission:
         async with Translated():
             await self._redis.ping()
 
+    async def drain(self) -> None:
+        await self._batch.drain(self._lease_ms / 1000)
+
     async def close(self) -> None:
         await self._batch.close()
         await self._redis.aclose(close_connection_pool=True)

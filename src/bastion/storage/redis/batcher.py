@@ -57,6 +57,7 @@ class ScriptBatcher:
         """A call or a pipeline is out: new calls queue for the next pipeline."""
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
         self.batches = 0
 
     async def call(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> Any:
@@ -72,6 +73,7 @@ class ScriptBatcher:
             self._busy = False
             if self._queue:
                 self._wakeup.set()
+            self._quiet()
         if isinstance(reply, RedisError):
             raise StoreUnavailableError("The limiter store failed; retry shortly") from reply
         return reply
@@ -88,7 +90,29 @@ class ScriptBatcher:
         self._wakeup.set()
         return future
 
+    @property
+    def idle(self) -> bool:
+        """No call is out and none is queued."""
+        return not self._busy and not self._queue
+
+    async def drain(self, timeout_s: float) -> None:
+        """Wait, at most ``timeout_s``, until every call already made has had its answer:
+        the releases of requests that ended (or were cut short) reach Redis before a
+        shutdown, instead of leaving their holds to lapse."""
+        if self.idle:
+            return
+        if self._drained is None or self._drained.done():
+            self._drained = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(self._drained), timeout_s)
+
+    def _quiet(self) -> None:
+        """Called when a round trip ends: wake a drain if nothing is left."""
+        if self._drained is not None and self.idle and not self._drained.done():
+            self._drained.set_result(None)
+
     async def close(self) -> None:
+        await self.drain(self._timeout or 1.0)
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -120,6 +144,7 @@ class ScriptBatcher:
                 continue
             finally:
                 self._busy = False
+                self._quiet()
             self.batches += 1
             for (*_, future), reply in zip(batch, replies, strict=True):
                 if future.done():
