@@ -298,7 +298,39 @@ def turns_table(results: dict[str, Any]) -> list[str]:
         lines.append(f"| {label} | {_num(entry['rps_per_core'])} | {share} |")
     for name, why in (turns.get("skipped") or {}).items():
         lines.append(f"| {name} | skipped: {why} | – |")
+    apart = disagreements(results)
+    if apart:
+        lines += [
+            "",
+            "Per-target runs and turns disagree by more than "
+            f"{DISAGREEMENT:.0%} for: {', '.join(apart)} (per-target against in turns, per "
+            "core). Both measure saturation, minutes apart (per-target: the best of the "
+            "connection counts over a longer run; turns: short slices at the highest count): a "
+            "gap this size means the machine's speed moved between them or the target behaves "
+            "differently in short turns. Ratios between two per-target runs can mislead; the "
+            "turns compare measurements seconds apart.",
+        ]
     return lines
+
+
+DISAGREEMENT = 0.15
+
+
+def disagreements(results: dict[str, Any]) -> list[str]:
+    """Targets whose per-target throughput and in-turns throughput (per core) differ by more
+    than ``DISAGREEMENT``, each as "label a vs b (±n %)"."""
+    summary = _get(results, "turns", "summary") or {}
+    found = []
+    for name, entry in summary.items():
+        alone = _get(results, "targets", name, "saturation", "unary", "rps_per_core")
+        turned = entry.get("rps_per_core")
+        if not alone or not turned:
+            continue
+        change = alone / turned - 1
+        if abs(change) > DISAGREEMENT:
+            label = _get(results, "targets", name, "label") or name
+            found.append(f"{label} {_num(alone)} vs {_num(turned)} ({change:+.0%})")
+    return found
 
 
 def _bastion(info: dict[str, Any]) -> str:

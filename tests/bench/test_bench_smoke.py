@@ -97,3 +97,34 @@ def test_a_turn_without_a_figure_per_core_is_left_out() -> None:
     embedded = summarise(rounds)["bastion-embedded"]
     assert embedded["rounds"] == 1.0
     assert embedded["floor_ratio"] == 0.5
+
+
+def test_report_says_when_per_target_runs_and_turns_disagree() -> None:
+    from bench.report import disagreements, turns_table
+
+    def target(label: str, rps: float) -> dict[str, object]:
+        return {"label": label, "saturation": {"unary": {"rps_per_core": rps}}}
+
+    results = {
+        "targets": {"floor": target("floor", 3303.0), "bastion-embedded": target("emb", 2100.0)},
+        "turns": {
+            "seconds": 3,
+            "connections": 64,
+            "rounds": [{}],
+            "summary": {
+                "floor": {"rps_per_core": 4080.0},
+                "bastion-embedded": {
+                    "rps_per_core": 1964.0,
+                    "floor_ratio": 0.51,
+                    "floor_ratio_min": 0.36,
+                    "floor_ratio_max": 0.63,
+                },
+            },
+        },
+    }
+    # the floor's own run was 19 % slower than in turns; embedded's 7 % apart: within bounds
+    assert disagreements(results) == ["floor 3,303 vs 4,080 (-19%)"]
+    assert any("disagree by more than 15%" in line for line in turns_table(results))
+    results["targets"]["floor"] = target("floor", 4000.0)
+    assert disagreements(results) == []
+    assert not any("disagree" in line for line in turns_table(results))
