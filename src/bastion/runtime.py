@@ -155,6 +155,8 @@ class Runtime:
         for riva in self.riva_upstreams.values():
             await riva.close()
         await self.dashboard.close()
+        # ends of requests cut short: their releases and usage rows, before the stores close
+        await self.gateway.drain(self.settings.storage.store_timeout_s * 4)
         await self.admission_store.close()
         await self.db.close()
         if self._lock is not None:

@@ -140,8 +140,10 @@ class Stack:
             if self.runtime.metrics.active == 0:
                 break
             await asyncio.sleep(0.01)
-        # A request whose client left (closing its connection) ends at once; its release,
-        # shielded, may still be on its way to the store.
+        # A request whose client left (closing its connection) ends at once: its charge,
+        # release and usage row finish in the background.
+        await self.runtime.db.settlements.flush()
+        await self.runtime.gateway.drain(10.0)
         await self.runtime.admission_store.drain()
         await self.runtime.db.settlements.flush()
 

@@ -94,6 +94,13 @@ class Gateway:
         self._total_s: dict[str, float] = {}
         """Each model's total deadline, the longest of its deployments' (read per request)."""
 
+    async def drain(self, timeout_s: float) -> None:
+        """Wait, at most ``timeout_s``, for the ends of requests cut short while their charge
+        was committing: they release their hold and record their usage row in the
+        background, after their handler has ended."""
+        if self._ending:
+            await asyncio.wait(set(self._ending), timeout=timeout_s)
+
     def tier_of(self, principal: Principal) -> Tier:
         return self.settings.tiers.get(principal.account.tier) or self.settings.default_tier
 
