@@ -254,14 +254,20 @@ class RedisAdmission:
         elif self.epoch is not None and epoch != self.epoch:
             log.warning("Redis epoch changed: restoring this replica's leases and holds")
             self.epoch = str(epoch)
-        restored = 0
+        # Every batch of the refresh is queued at once, on the admission connection, in the
+        # step that reads the live requests: a request released after this reading is
+        # released after its refresh.  (Sent later or on another connection, a refresh could
+        # run after the release and re-create the hold it had just freed.)
         live = list(self._live.items())
+        refreshes = []
         for start in range(0, len(live), 200):
             args: list[str | int] = [self._prefix, self._lease_ms]
             for request_id, entry in live[start : start + 200]:
                 args += [request_id, entry.key_id, entry.account_id, entry.hold, entry.month]
-            async with Translated():
-                restored += int(await self._refresh(keys=[], args=args))
+            refreshes.append(self._batch.queue(self._refresh, [], args))
+        restored = 0
+        for refresh in refreshes:
+            restored += int(await refresh)
         return restored
 
     async def run_heartbeat(self) -> None:
