@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,20 +11,9 @@ from bastion.core.admission import AdmissionStore
 from bastion.core.clock import FakeClock
 from bastion.settings import StorageSettings
 from bastion.storage.memory.admission import MemoryAdmission
-from bastion.storage.redis.admission import RedisAdmission, connect
 from bastion.storage.sql.database import Database
-from tests.support.services import REDIS, worker_number
-
-
-class FakeEpochBook:
-    def __init__(self) -> None:
-        self.value: str | None = None
-
-    async def read(self) -> str | None:
-        return self.value
-
-    async def write(self, epoch: str) -> None:
-        self.value = epoch
+from tests.contract.support import redis_admission
+from tests.support.services import REDIS
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
@@ -33,15 +21,7 @@ async def admission(request: pytest.FixtureRequest) -> AsyncIterator[AdmissionSt
     if request.param == "memory":
         yield MemoryAdmission(clock=FakeClock())
         return
-    book = FakeEpochBook()
-    store = RedisAdmission(
-        connect(f"{REDIS}/{1 + worker_number() % 15}", 0.5),
-        prefix=f"bastion:test:{secrets.token_hex(6)}:",
-        lease_ttl_s=0.6,
-        heartbeat_s=0.2,
-        read_epoch=book.read,
-        write_epoch=book.write,
-    )
+    store = redis_admission(timeout_s=0.5, lease_ttl_s=0.6, heartbeat_s=0.2)
     yield store
     await store.close()
 

@@ -8,7 +8,9 @@ from collections.abc import Callable
 
 from bastion.core.admission import AdmitRequest
 from bastion.core.limits import Rate
+from bastion.storage.redis.admission import RedisAdmission, connect
 from bastion.storage.sql.database import Database
+from tests.support.services import redis_url
 
 
 def ask(
@@ -33,6 +35,32 @@ def ask(
         month=month,
         spend_cap=cap,
         lease_ttl_ms=lease_ms,
+    )
+
+
+class FakeEpochBook:
+    """The store of record's memory of Redis's epoch, kept in the test."""
+
+    def __init__(self) -> None:
+        self.value: str | None = None
+
+    async def read(self) -> str | None:
+        return self.value
+
+    async def write(self, epoch: str) -> None:
+        self.value = epoch
+
+
+def redis_admission(*, timeout_s: float, lease_ttl_s: float, heartbeat_s: float) -> RedisAdmission:
+    """A Redis admission store on this worker's database, under a prefix of its own."""
+    book = FakeEpochBook()
+    return RedisAdmission(
+        connect(redis_url(), timeout_s),
+        prefix=f"bastion:test:{secrets.token_hex(6)}:",
+        lease_ttl_s=lease_ttl_s,
+        heartbeat_s=heartbeat_s,
+        read_epoch=book.read,
+        write_epoch=book.write,
     )
 
 

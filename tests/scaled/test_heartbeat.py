@@ -3,58 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
 
 import pytest
 
-from bastion.core.admission import AdmitRequest, Outcome
-from bastion.core.limits import Rate
-from bastion.storage.redis.admission import RedisAdmission, connect
-from tests.support.services import REDIS, worker_number
-
-
-class EpochBook:
-    value: str | None = None
-
-    async def read(self) -> str | None:
-        return self.value
-
-    async def write(self, epoch: str) -> None:
-        self.value = epoch
-
-
-def _request(request_id: str, account: str) -> AdmitRequest:
-    return AdmitRequest(
-        request_id=request_id,
-        key_id="key_hb",
-        account_id=account,
-        rate=Rate(100_000),
-        concurrency=10_000,
-        hold=7,
-        month=202612,
-        spend_cap=None,
-        lease_ttl_ms=15_000,
-    )
+from bastion.core.admission import Outcome
+from tests.contract.support import ask, redis_admission
 
 
 async def test_a_request_released_during_a_heartbeat_keeps_its_hold_released(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    book = EpochBook()
-    store = RedisAdmission(
-        connect(f"{REDIS}/{1 + worker_number() % 15}", 2.0),
-        prefix=f"bastion:test:{secrets.token_hex(6)}:",
-        lease_ttl_s=15.0,
-        heartbeat_s=5.0,
-        read_epoch=book.read,
-        write_epoch=book.write,
-    )
+    store = redis_admission(timeout_s=2.0, lease_ttl_s=15.0, heartbeat_s=5.0)
     account = "acct_hb"
     await store.seed_account(account, 1_000_000, 1)
     # more live requests than one refresh carries (200): the refresh goes in two parts
     ids = [f"req_hb_{i}" for i in range(250)]
     for request_id in ids:
-        assert (await store.admit(_request(request_id, account))).outcome is Outcome.ADMITTED
+        request = ask(key="key_hb", account=account, hold=7, request_id=request_id, lease_ms=15_000)
+        assert (await store.admit(request)).outcome is Outcome.ADMITTED
     assert await store.open_holds(account) == 7 * 250
 
     epoch = store.epoch

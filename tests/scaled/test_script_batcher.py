@@ -12,14 +12,14 @@ import redis.asyncio as aioredis
 from bastion.errors import StoreUnavailableError
 from bastion.storage.redis.admission import Translated, connect
 from bastion.storage.redis.batcher import ScriptBatcher
-from tests.support.services import REDIS, worker_number
+from tests.support.services import redis_url
 
 INCR = "return redis.call('INCRBY', KEYS[1], ARGV[1])"
 
 
 @pytest.fixture
 async def client() -> AsyncIterator[aioredis.Redis]:
-    redis = connect(f"{REDIS}/{1 + worker_number() % 15}", 0.5)
+    redis = connect(redis_url(), 0.5)
     yield redis
     await redis.aclose(close_connection_pool=True)
 
@@ -77,7 +77,7 @@ return 'late'
 
 async def test_a_reply_that_came_too_late_never_answers_the_next_call() -> None:
     # Its own client, with a short timeout: the busy script outlives it.
-    client = connect(f"{REDIS}/{1 + worker_number() % 15}", 0.02)
+    client = connect(redis_url(), 0.02)
     batcher = ScriptBatcher(client, Translated)
     busy = client.register_script(BUSY)
     counter = client.register_script(INCR)

@@ -45,13 +45,13 @@ class ScriptBatcher:
     ) -> None:
         self._client = client
         self._translate = translate
+        """An async context manager class turning driver errors into StoreUnavailableError."""
         pool = client.connection_pool
         settings = dict(pool.connection_kwargs)
         self._timeout: float | None = settings.get("socket_timeout")
         # the round trip's own timer bounds the write and the reply together
         settings["socket_timeout"] = None
         self._conn: AbstractConnection = pool.connection_class(**settings)
-        """An async context manager class turning driver errors into StoreUnavailableError."""
         self._queue: list[_Call] = []
         self._busy = False
         """A call or a pipeline is out: new calls queue for the next pipeline."""
@@ -103,8 +103,7 @@ class ScriptBatcher:
             return
         if self._drained is None or self._drained.done():
             self._drained = asyncio.get_running_loop().create_future()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(self._drained), timeout_s)
+        await asyncio.wait([self._drained], timeout=timeout_s)
 
     def _quiet(self) -> None:
         """Called when a round trip ends: wake a drain if nothing is left."""
