@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import text
 
 from bastion.core.delivery import Delivery
 from bastion.storage.sql.database import Database
@@ -165,8 +166,10 @@ def _hold_copy_back(
 async def test_the_inline_writer_leaves_checkpoints_to_the_thread(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The event loop never checkpoints the write-ahead log (that syncs the file); the
-    writer thread does, every so many inline batches, so the log does not grow forever."""
+    """The event loop never checkpoints the write-ahead log (that syncs the file); a thread
+    of its own does, every so many inline batches, so the log does not grow forever.  A log
+    copied back whole starts over at the next commit, which writes and syncs its header:
+    that one commit goes to the writer thread."""
     writer = database.settlements.batch_writer
     if not isinstance(writer, SqliteBatchWriter):
         pytest.skip("SQLite only")
@@ -178,8 +181,10 @@ async def test_the_inline_writer_leaves_checkpoints_to_the_thread(
         await asyncio.sleep(0.005)
     await until(lambda: writer.checkpoints >= 2)
     inline, threaded = writer.inline_batches - inline, writer.thread_batches - threaded
-    # A short log is only copied back, beside the commits: none waited for a checkpoint.
-    assert (inline, threaded) == (30, 0)
+    # A short log is only copied back, beside the commits: none waited for a checkpoint,
+    # and at most one per checkpoint (the log's first) left the loop.
+    assert inline + threaded == 30
+    assert 1 <= threaded <= writer.checkpoints
     assert writer.checkpoints >= 2
 
 
@@ -216,6 +221,74 @@ async def test_commits_stay_inline_while_the_log_is_copied_back(
         ),
     )
     assert 0 < frames < 20
+
+
+async def test_batches_wait_on_the_loop_while_the_log_restarts(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the log starts over, batches are held on the event loop, not sent to the writer
+    thread to race the restart for the lock; they go the moment it ends, and the first batch
+    (which writes the fresh log's header and syncs it) from the thread."""
+    writer = database.settlements.batch_writer
+    if not isinstance(writer, SqliteBatchWriter):
+        pytest.skip("SQLite only")
+    monkeypatch.setattr(writer, "CHECKPOINT_EVERY", 3)
+    monkeypatch.setattr(writer, "RESTART_FRAMES", 1)  # every checkpoint starts the log over
+    restarting, release = threading.Event(), threading.Event()
+    restart = writer._restart
+
+    def slow_restart() -> None:
+        restarting.set()
+        release.wait(5)
+        restart()
+
+    monkeypatch.setattr(writer, "_restart", slow_restart)
+    account = await new_account(database, balance=100_000)
+    for i in range(3):
+        await database.settlements.charge(charge(f"req_r{i}_{account}", account, 10))
+    assert await until(restarting.is_set)
+    inline, threaded = writer.inline_batches, writer.thread_batches
+    held = [
+        asyncio.ensure_future(
+            database.settlements.charge(charge(f"req_s{i}_{account}", account, 10))
+        )
+        for i in range(5)
+    ]
+    await asyncio.sleep(0.05)
+    assert not any(future.done() for future in held)
+    assert (writer.inline_batches, writer.thread_batches) == (inline, threaded)
+    release.set()
+    versions = await asyncio.wait_for(asyncio.gather(*held), 5)
+    assert len(set(versions)) == 5
+    # together, in one batch: the fresh log's first commit, from the thread
+    assert (writer.inline_batches - inline, writer.thread_batches - threaded) == (0, 1)
+    _busy, frames, _copied = await asyncio.get_running_loop().run_in_executor(
+        writer._checkpointer,
+        lambda: (
+            writer._checkpoint_connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        ),
+    )
+    assert 0 < frames < 30  # the log started over
+
+
+async def test_the_stores_connections_leave_checkpoints_to_the_settlement_writer(
+    database: Database,
+) -> None:
+    """A write through the engine (key usage, the dashboard) past SQLite's default of 1,000
+    pages of log does not checkpoint the log in its commit, holding the database's lock
+    while it copies and syncs: the settlement writer's checkpointer does that."""
+    if not isinstance(database.settlements.batch_writer, SqliteBatchWriter):
+        pytest.skip("SQLite only")
+    async with database.engine.begin() as conn:
+        await conn.execute(text("CREATE TABLE filler (data BLOB)"))
+    for _ in range(12):  # 12 commits of ~100 pages each
+        async with database.engine.begin() as conn:
+            await conn.execute(text("INSERT INTO filler VALUES (randomblob(4000))"), [{}] * 100)
+    async with database.engine.connect() as conn:
+        wal = await conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        _busy, frames, _copied = wal.one()
+    # checkpointed at 1,000 pages, the log would have started over: a few hundred frames
+    assert frames > 1_000
 
 
 async def test_thread_commits_go_on_while_the_log_is_copied_back(

@@ -83,6 +83,11 @@ class SqliteBatchWriter:
         self._since_checkpoint = 0
         self._checkpointing = False
         self._restarting = False
+        self._restarted = asyncio.Event()
+        """Set except while the log restarts (batches wait for it)."""
+        self._restarted.set()
+        self._fresh_log = False
+        """The log was copied back whole or restarted: the next commit starts it over."""
         self.inline_batches = 0
         self.thread_batches = 0
         self.checkpoints = 0
@@ -95,9 +100,14 @@ class SqliteBatchWriter:
     ) -> dict[str, int | None]:
         """Write a batch in one transaction; right after its COMMIT, send the bytes handed
         to ``deliveries`` (see bastion.core.delivery)."""
-        if self._inline_ok and not self._restarting:
-            # (while the log restarts, batches wait for it in the writer thread: an inline
-            # writer taking the lock again and again would starve the restart)
+        if self._restarting:
+            # The log is starting over, which takes the write lock for its syncs (a few ms):
+            # the batch waits here, on the loop, and goes the moment it is done.  Sent to the
+            # writer thread instead, each batch raced the restart for the lock, sleeping
+            # SQLite's busy steps (1, 2, 5, 10 ms…) between tries, and kept it waiting: at
+            # 200 req/s restarts took up to 140 ms and their batches 5–60 ms.
+            await self._restarted.wait()
+        if self._inline_ok and not self._fresh_log:
             try:
                 versions = self._write_inline(charges, logs)
             except _LockedError:
@@ -107,6 +117,9 @@ class SqliteBatchWriter:
                 self.inline_batches += 1
                 self._checkpoint_soon()
                 return versions
+        # (the first commit into a log that starts over writes its header and syncs it:
+        # in the thread, not on the loop)
+        self._fresh_log = False
         loop = asyncio.get_running_loop()
         versions = await loop.run_in_executor(
             self._thread, self._write, charges, logs, deliveries or []
@@ -160,22 +173,27 @@ class SqliteBatchWriter:
         future = asyncio.get_running_loop().run_in_executor(self._checkpointer, self._copy_back)
         future.add_done_callback(self._copied_back)
 
-    def _copied_back(self, future: asyncio.Future[int]) -> None:
-        if (
-            future.cancelled()
-            or future.exception() is not None
-            or future.result() < self.RESTART_FRAMES
-        ):
-            self._checkpointed(future)  # failed (reported there), or the log is short enough
+    def _copied_back(self, future: asyncio.Future[tuple[int, int]]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            self._checkpointed(future)  # failed: reported there
+            return
+        frames, copied = future.result()
+        if frames < self.RESTART_FRAMES:
+            self._fresh_log = 0 < copied == frames
+            self._checkpointed(future)
             return
         # The log is long: what commits added while the pages were copied is copied now,
         # with writers held back for that short while, and the log starts over.
         self._restarting = True
+        self._restarted.clear()
         restart = asyncio.get_running_loop().run_in_executor(self._checkpointer, self._restart)
         restart.add_done_callback(self._checkpointed)
 
     def _checkpointed(self, future: asyncio.Future[Any]) -> None:
+        if self._restarting and not future.cancelled() and future.exception() is None:
+            self._fresh_log = True
         self._checkpointing = self._restarting = False
+        self._restarted.set()
         self.checkpoints += 1
         if not future.cancelled() and future.exception() is not None:
             log.warning("WAL checkpoint failed: %s", future.exception())
@@ -207,17 +225,18 @@ class SqliteBatchWriter:
             self._ck.close()
             self._ck = None
 
-    def _copy_back(self) -> int:
+    def _copy_back(self) -> tuple[int, int]:
         """Copy the log's pages into the database file and sync it, beside the inline
-        writers (PASSIVE waits for no one); the log's length in pages.  When the whole log
-        was copied and nothing came meanwhile, the next commit starts it over by itself."""
+        writers (PASSIVE waits for no one); the log's length and the part copied, in pages.
+        When the whole log was copied and nothing came meanwhile, the next commit starts it
+        over by itself."""
         try:
             conn = self._checkpoint_connection()
-            _busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            _busy, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         except sqlite3.Error:
             self._close_checkpointer()  # the next checkpoint starts on a fresh connection
             raise
-        return int(frames)
+        return int(frames), int(copied)
 
     def _restart(self) -> None:
         # RESTART waits for writers: under a steady stream of commits, passive checkpoints
