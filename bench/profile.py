@@ -1,4 +1,5 @@
-"""Profile Bastion embedded under load with py-spy: where its core's time goes.
+"""Profile Bastion (embedded, or scaled out with ``--profile-target``) under load with
+py-spy: where its core's time goes.
 
 Three recordings, each while the load runs: saturation non-streaming and streaming (wrk), and
 the fixed moderate rate (open loop), where per-request costs that batching hides at saturation
@@ -73,11 +74,12 @@ def _record(pid: int, seconds: float, out: Path, cpus: str | None) -> threading.
 
 
 def run(env: Env) -> str:
-    from bench.runner import OTHER_CPU, ROOT, _load_command, run_target_process
+    from bench.runner import LABELS, OTHER_CPU, ROOT, _load_command, run_target_process
 
     seconds = env.args.profile_seconds
-    target, stop = run_target_process(env, "bastion-embedded")
-    sections: list[str] = ["# Profile: Bastion embedded (py-spy)", ""]
+    name = env.args.profile_target
+    target, stop = run_target_process(env, name)
+    sections: list[str] = [f"# Profile: {LABELS[name]} (py-spy)", ""]
     try:
         assert target.proc is not None
         pid = target.proc.pid
@@ -137,7 +139,10 @@ def _section(title: str, path: Path) -> list[str]:
         "Inclusive time, libraries:",
         "",
         *flame.table(
-            profile, profile.total, 20, r"\((aiohttp|sqlalchemy|aiosqlite|orjson|logging)"
+            profile,
+            profile.total,
+            20,
+            r"\((aiohttp|sqlalchemy|aiosqlite|orjson|logging|redis|asyncpg)",
         ),
         "",
     ]

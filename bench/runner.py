@@ -175,6 +175,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--profile", action="store_true", help="also profile Bastion (py-spy)")
     parser.add_argument("--profile-seconds", type=float, default=20.0)
+    parser.add_argument(
+        "--profile-target",
+        choices=("bastion-embedded", "bastion-scaled"),
+        default="bastion-embedded",
+        help="which Bastion --profile records",
+    )
     parser.add_argument("--profile-only", action="store_true", help="profile, no comparison")
     args = parser.parse_args(argv)
     chosen = [t.strip() for t in args.targets.split(",") if t.strip()]

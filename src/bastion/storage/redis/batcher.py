@@ -14,7 +14,9 @@ wrappers, and one timer per round trip instead of a task per write and a timer p
 Measured on loopback at a low rate (cold caches), a script call's round trip fell from about
 600 to 320 µs, raw socket 220; warm, from 170 to 105 µs.  A round trip that is cancelled or
 times out drops the connection (a late reply must never answer the next call), and the next
-call connects again.
+call connects again.  Commands are encoded by hiredis's packer, in C (redis-py's own client
+uses it for its synchronous connections, its asyncio ones a Python one): an admission's
+``EVALSHA`` with its 18 arguments took 41 µs to encode in Python, 5 µs there.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, cast
 
+import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.connection import AbstractConnection
 from redis.commands.core import AsyncScript
@@ -33,6 +36,9 @@ from redis.exceptions import NoScriptError, RedisError, ResponseError
 from bastion.errors import StoreUnavailableError
 
 MAX_BATCH = 256
+
+_pack = cast("Callable[[tuple[str | int, ...]], bytes]", hiredis.pack_command)
+"""One command in Redis's protocol (hiredis's stub types its argument as a 1-tuple)."""
 
 _Script = tuple[AsyncScript, list[str], list[str | int]]
 """One script call: the script, its keys, its arguments."""
@@ -174,13 +180,16 @@ class ScriptBatcher:
         if conn.is_connected and await conn.can_read():
             # unread bytes or the server's close: never read a reply that is not ours
             await conn.disconnect()
-        commands = [
-            ("EVALSHA", script.sha, len(keys), *keys, *args) for script, keys, args in batch
-        ]
+        packed = b"".join(
+            [
+                _pack(("EVALSHA", script.sha, len(keys), *keys, *args))
+                for script, keys, args in batch
+            ]
+        )
         replies: list[Any] = []
         async with asyncio.timeout(self._timeout):
-            await conn.send_packed_command(conn.pack_commands(commands), check_health=False)
-            for _ in commands:
+            await conn.send_packed_command(packed, check_health=False)
+            for _ in batch:
                 try:
                     replies.append(await conn.read_response())
                 except ResponseError as error:  # one script's error, not the connection's
