@@ -163,6 +163,18 @@ def _hold_copy_back(
     return copying, release
 
 
+async def _log_frames(writer: SqliteBatchWriter) -> int:
+    """The write-ahead log's length in frames, read on the checkpoint thread's connection
+    (it has the log open; a new connection may not, and reads -1)."""
+    _busy, frames, _copied = await asyncio.get_running_loop().run_in_executor(
+        writer._checkpointer,
+        lambda: (
+            writer._checkpoint_connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        ),
+    )
+    return int(frames)
+
+
 async def test_the_inline_writer_leaves_checkpoints_to_the_thread(
     database: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -214,13 +226,7 @@ async def test_commits_stay_inline_while_the_log_is_copied_back(
     assert writer.checkpoints == checkpoints + 1
     # The restart left an empty log: the next commit writes at its start.
     await database.settlements.charge(charge(f"req_c_{account}", account, 10))
-    _busy, frames, _copied = await asyncio.get_running_loop().run_in_executor(
-        writer._checkpointer,  # its connection has the log open (a new one may not: -1)
-        lambda: (
-            writer._checkpoint_connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        ),
-    )
-    assert 0 < frames < 20
+    assert 0 < await _log_frames(writer) < 20
 
 
 async def test_batches_wait_on_the_loop_while_the_log_restarts(
@@ -262,13 +268,7 @@ async def test_batches_wait_on_the_loop_while_the_log_restarts(
     assert len(set(versions)) == 5
     # together, in one batch: the fresh log's first commit, from the thread
     assert (writer.inline_batches - inline, writer.thread_batches - threaded) == (0, 1)
-    _busy, frames, _copied = await asyncio.get_running_loop().run_in_executor(
-        writer._checkpointer,
-        lambda: (
-            writer._checkpoint_connection().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        ),
-    )
-    assert 0 < frames < 30  # the log started over
+    assert 0 < await _log_frames(writer) < 30  # the log started over
 
 
 async def test_the_stores_connections_leave_checkpoints_to_the_settlement_writer(

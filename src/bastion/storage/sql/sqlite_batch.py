@@ -82,7 +82,6 @@ class SqliteBatchWriter:
         self._inline: sqlite3.Connection | None = None
         self._since_checkpoint = 0
         self._checkpointing = False
-        self._restarting = False
         self._restarted = asyncio.Event()
         """Set except while the log restarts (batches wait for it)."""
         self._restarted.set()
@@ -91,6 +90,10 @@ class SqliteBatchWriter:
         self.inline_batches = 0
         self.thread_batches = 0
         self.checkpoints = 0
+
+    @property
+    def _restarting(self) -> bool:
+        return not self._restarted.is_set()
 
     async def write(
         self,
@@ -184,19 +187,19 @@ class SqliteBatchWriter:
             return
         # The log is long: what commits added while the pages were copied is copied now,
         # with writers held back for that short while, and the log starts over.
-        self._restarting = True
         self._restarted.clear()
         restart = asyncio.get_running_loop().run_in_executor(self._checkpointer, self._restart)
         restart.add_done_callback(self._checkpointed)
 
     def _checkpointed(self, future: asyncio.Future[Any]) -> None:
-        if self._restarting and not future.cancelled() and future.exception() is None:
+        failure = None if future.cancelled() else future.exception()
+        if self._restarting and not future.cancelled() and failure is None:
             self._fresh_log = True
-        self._checkpointing = self._restarting = False
+        self._checkpointing = False
         self._restarted.set()
         self.checkpoints += 1
-        if not future.cancelled() and future.exception() is not None:
-            log.warning("WAL checkpoint failed: %s", future.exception())
+        if failure is not None:
+            log.warning("WAL checkpoint failed: %s", failure)
 
     # -- in the writer thread --------------------------------------------------------------
 
