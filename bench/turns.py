@@ -5,8 +5,10 @@ Measured one after the other, minutes apart, the floor and Bastion see different
 on this shared host the floor alone has ranged from 4,400 to 6,600 req/s per core between
 runs of the same tree, which moves Bastion's share of it from 0.54 to 0.45.  In turns, each
 round's ratio compares two measurements seconds apart; the report shows the median over the
-rounds with their spread, beside the targets (which still use the per-target runs: 3-s turns
-read lower than 15-s runs, Bastion more than the floor, see docs/performance.md).
+rounds with their spread.  From a few rounds on (``report.MIN_TURN_ROUNDS``) the targets judge
+the share of the floor on these rather than on the per-target runs: 3-s and 10-s turns read
+alike (docs/performance.md), while per-target runs minutes apart saw the floor alone move by
+half between two runs of the same tree.
 """
 
 from __future__ import annotations

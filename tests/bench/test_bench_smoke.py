@@ -69,7 +69,7 @@ def test_turns_compare_each_round_with_its_own_floor() -> None:
     assert "floor_ratio" not in summary["floor"]
 
 
-def test_report_shows_the_ratio_in_turns_beside_the_per_target_one() -> None:
+def _share_row(per_target: float, turned: dict[str, float]) -> str:
     from bench.report import targets_table
 
     def target(rps: float) -> dict[str, object]:
@@ -77,11 +77,29 @@ def test_report_shows_the_ratio_in_turns_beside_the_per_target_one() -> None:
 
     results = {
         "settings": {"rate": 200},
-        "targets": {"floor": target(6000.0), "bastion-embedded": target(3060.0)},
-        "turns": {"summary": {"bastion-embedded": {"rps_per_core": 2700.0, "floor_ratio": 0.47}}},
+        "targets": {"floor": target(6000.0), "bastion-embedded": target(per_target)},
+        "turns": {"summary": {"bastion-embedded": turned}},
     }
-    row = next(line for line in targets_table(results) if "of the floor's" in line)
-    assert "0.51 (3,060 / 6,000 req/s); in turns 0.47" in row
+    return next(line for line in targets_table(results) if "of the floor's" in line)
+
+
+def test_the_share_of_the_floor_is_judged_on_the_turns() -> None:
+    turned = {"rps_per_core": 2700.0, "rounds": 6.0, "floor_ratio": 0.53}
+    turned |= {"floor_ratio_min": 0.44, "floor_ratio_max": 0.64}
+    # the per-target runs, minutes apart, read 0.39; the rounds, seconds apart, 0.53
+    row = _share_row(2340.0, turned)
+    assert "in turns 0.53 (median of 6 rounds, 0.44–0.64)" in row
+    assert "per-target runs 0.39 (2,340 / 6,000 req/s)" in row
+    assert "**PASS**" in row
+    # and the other way round: a per-target pass does not hide a share below the target
+    row = _share_row(3060.0, turned | {"floor_ratio": 0.47})
+    assert "per-target runs 0.51" in row
+    assert "**FAIL**" in row
+
+
+def test_too_few_turns_leave_the_verdict_to_the_per_target_runs() -> None:
+    row = _share_row(3060.0, {"rps_per_core": 2700.0, "rounds": 2.0, "floor_ratio": 0.47})
+    assert "0.51 (3,060 / 6,000 req/s); in turns 0.47 (too few rounds to judge by)" in row
     assert "**PASS**" in row
 
 
