@@ -230,11 +230,21 @@ def targets_table(results: dict[str, Any]) -> list[str]:
             )
         )
         times = ratio(rps(name), rps(LITELLM_KEYS))
+        times_shown = (
+            _num(times, "{:.1f}×") + f" ({_num(rps(name))} / {_num(rps(LITELLM_KEYS))} req/s)"
+        )
+        if turned.get("litellm_rounds", 0) >= MIN_TURN_ROUNDS:
+            times = float(turned["litellm_times"])
+            times_shown = (
+                f"in turns {times:.1f}× (median of {turned['litellm_rounds']:.0f} rounds, "
+                f"{turned['litellm_times_min']:.1f}–{turned['litellm_times_max']:.1f}×); "
+                f"per-target runs {times_shown}"
+            )
         rows.append(
             (
                 f"{label}: ≥ 50× LiteLLM with per-key auth, limits, budget, cost tracking",
                 "≥ 50×",
-                _num(times, "{:.1f}×") + f" ({_num(rps(name))} / {_num(rps(LITELLM_KEYS))} req/s)",
+                times_shown,
                 None if times is None else times >= 50,
             )
         )
@@ -295,13 +305,20 @@ def turns_table(results: dict[str, Any]) -> list[str]:
         return [f"Not run: {turns.get('skipped') or 'no floor or no Bastion target'}."]
     lines = [
         f"The floor and Bastion alive together, each saturated for {turns['seconds']:g} s in "
-        f"rotation ({turns['connections']} connections), {len(turns['rounds'])} rounds; each "
+        f"rotation ({turns['connections']} connections"
+        + (
+            f"; LiteLLM {turns['litellm_connections']}"
+            if LITELLM_KEYS in summary and "litellm_connections" in turns
+            else ""
+        )
+        + f"), {len(turns['rounds'])} rounds; each "
         "round's ratio compares measurements seconds apart. From "
-        f"{MIN_TURN_ROUNDS} rounds on, the share of the floor in the targets is judged on "
-        "these (see docs/performance.md).",
+        f"{MIN_TURN_ROUNDS} rounds on, the share of the floor and the multiple of LiteLLM in "
+        "the targets are judged on these (see docs/performance.md).",
         "",
-        "| target | req/s per core (median) | share of the floor (median, lowest–highest) |",
-        "|---|---|---|",
+        "| target | req/s per core (median) | share of the floor (median, lowest–highest) "
+        "| × LiteLLM per-key (median, lowest–highest) |",
+        "|---|---|---|---|",
     ]
     for name, entry in summary.items():
         label = _get(results, "targets", name, "label") or name
@@ -311,9 +328,15 @@ def turns_table(results: dict[str, Any]) -> list[str]:
             if "floor_ratio" in entry
             else "–"
         )
-        lines.append(f"| {label} | {_num(entry['rps_per_core'])} | {share} |")
+        times = (
+            f"{entry['litellm_times']:.1f}× ({entry['litellm_times_min']:.1f}–"
+            f"{entry['litellm_times_max']:.1f}×)"
+            if "litellm_times" in entry
+            else "–"
+        )
+        lines.append(f"| {label} | {_num(entry['rps_per_core'])} | {share} | {times} |")
     for name, why in (turns.get("skipped") or {}).items():
-        lines.append(f"| {name} | skipped: {why} | – |")
+        lines.append(f"| {name} | skipped: {why} | – | – |")
     apart = disagreements(results)
     if apart:
         lines += [

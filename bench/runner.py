@@ -141,7 +141,12 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--tokens-per-second", type=float, default=100.0, help="simulator pacing of streams"
     )
     parser.add_argument("--first-token-ms", type=float, default=20.0)
-    parser.add_argument("--redis-db", type=int, default=14, help="Redis db used and flushed")
+    parser.add_argument(
+        "--redis-db",
+        type=int,
+        default=14,
+        help="Redis db (0-14) used and flushed by Bastion (LiteLLM: the next one)",
+    )
     parser.add_argument(
         "--no-access-log",
         action="store_true",
@@ -524,10 +529,13 @@ def _start_bastion(env: Env, name: str, port: int, api: str, cleanup: list[Any])
 def _start_litellm(env: Env, name: str, port: int, api: str, cleanup: list[Any]) -> Target:
     per_key = name == "litellm-keys"
     workdir = env.run_dir / name
-    redis_url = f"redis://127.0.0.1:6379/{env.args.redis_db}"
+    # a database of its own: in turns it starts beside Bastion scaled out, whose db it would
+    # otherwise flush
+    db = env.args.redis_db + 1
+    redis_url = f"redis://127.0.0.1:6379/{db}"
     if per_key:
-        _flush_redis(env.args.redis_db)
-        cleanup.append(lambda: _flush_redis(env.args.redis_db))
+        _flush_redis(db)
+        cleanup.append(lambda: _flush_redis(db))
     config = litellm_target.write_config(
         workdir, env.nginx_port, env.simulator_port, per_key=per_key, redis_url=redis_url
     )
