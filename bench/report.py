@@ -298,6 +298,14 @@ def targets_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _spread_text(entry: dict[str, float], key: str, digits: int, unit: str = "") -> str:
+    """A median over the rounds with its lowest and highest, as "m (lo–hi)", or "–"."""
+    if key not in entry:
+        return "–"
+    low, high = entry[f"{key}_min"], entry[f"{key}_max"]
+    return f"{entry[key]:.{digits}f}{unit} ({low:.{digits}f}–{high:.{digits}f}{unit})"
+
+
 def turns_table(results: dict[str, Any]) -> list[str]:
     turns = results.get("turns") or {}
     summary = turns.get("summary") or {}
@@ -322,18 +330,8 @@ def turns_table(results: dict[str, Any]) -> list[str]:
     ]
     for name, entry in summary.items():
         label = _get(results, "targets", name, "label") or name
-        share = (
-            f"{entry['floor_ratio']:.2f} ({entry['floor_ratio_min']:.2f}–"
-            f"{entry['floor_ratio_max']:.2f})"
-            if "floor_ratio" in entry
-            else "–"
-        )
-        times = (
-            f"{entry['litellm_times']:.1f}× ({entry['litellm_times_min']:.1f}–"
-            f"{entry['litellm_times_max']:.1f}×)"
-            if "litellm_times" in entry
-            else "–"
-        )
+        share = _spread_text(entry, "floor_ratio", 2)
+        times = _spread_text(entry, "litellm_times", 1, "×")
         lines.append(f"| {label} | {_num(entry['rps_per_core'])} | {share} | {times} |")
     for name, why in (turns.get("skipped") or {}).items():
         lines.append(f"| {name} | skipped: {why} | – | – |")

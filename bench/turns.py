@@ -146,28 +146,32 @@ def summarise(rounds: list[dict[str, dict[str, float | None]]]) -> dict[str, dic
         if not figures:
             continue
         entry = {"rps_per_core": statistics.median(figures), "rounds": float(len(figures))}
-        ratios = [
-            value / floor
-            for value, one in per_round
-            if value is not None and (floor := one.get(FLOOR, {}).get("rps_per_core"))
-        ]
-        if ratios and name not in (FLOOR, LITELLM_KEYS):
-            entry |= {
-                "floor_ratio": statistics.median(ratios),
-                "floor_ratio_min": min(ratios),
-                "floor_ratio_max": max(ratios),
-            }
-        times = [
-            value / litellm
-            for value, one in per_round
-            if value is not None and (litellm := one.get(LITELLM_KEYS, {}).get("rps_per_core"))
-        ]
+        if name not in (FLOOR, LITELLM_KEYS):
+            entry |= _spread("floor_ratio", _against(per_round, FLOOR))
+        times = _against(per_round, LITELLM_KEYS)
         if times and name.startswith("bastion"):
-            entry |= {
-                "litellm_times": statistics.median(times),
-                "litellm_times_min": min(times),
-                "litellm_times_max": max(times),
-                "litellm_rounds": float(len(times)),
-            }
+            entry |= _spread("litellm_times", times) | {"litellm_rounds": float(len(times))}
         out[name] = entry
     return out
+
+
+def _against(
+    per_round: list[tuple[float | None, dict[str, dict[str, float | None]]]], base: str
+) -> list[float]:
+    """A target's figure over ``base``'s, in each round where both have one."""
+    return [
+        value / other
+        for value, one in per_round
+        if value is not None and (other := one.get(base, {}).get("rps_per_core"))
+    ]
+
+
+def _spread(key: str, values: list[float]) -> dict[str, float]:
+    """``values``' median as ``key``, with its lowest and highest (nothing if none)."""
+    if not values:
+        return {}
+    return {
+        key: statistics.median(values),
+        f"{key}_min": min(values),
+        f"{key}_max": max(values),
+    }
