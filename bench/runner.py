@@ -159,6 +159,14 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "young-generation threshold); default: CPython's, as a minimal proxy has",
     )
     parser.add_argument(
+        "--floor-client",
+        choices=("aiohttp", "wire"),
+        default="aiohttp",
+        help="the floor's upstream client: aiohttp's (default, the usual libraries) or "
+        "Bastion's own (src/bastion/upstream/wire.py), to measure Bastion against a "
+        "pass-through with the same client",
+    )
+    parser.add_argument(
         "--bastion-src",
         type=Path,
         default=None,
@@ -440,6 +448,8 @@ def start_target(env: Env, name: str, cleanup: list[Any]) -> Target:
                 "--route",
                 f"/paced/=http://127.0.0.1:{s}/",
                 *(["--young-gc-threshold", str(YOUNG_GC_THRESHOLD)] if env.args.floor_gc else []),
+                "--client",
+                env.args.floor_client,
             ],
             cpus=GATEWAY_CPU,
             cwd=ROOT,
@@ -457,7 +467,10 @@ def start_target(env: Env, name: str, cleanup: list[Any]) -> Target:
                 "start-up objects frozen)"
                 if env.args.floor_gc
                 else "CPython's cyclic-collector defaults (Bastion raises the young threshold: "
-                "`--floor-gc` gives the floor the same)"
+                "`--floor-gc` gives the floor the same)",
+                "upstream client: Bastion's own (`--floor-client wire`, upstream/wire.py)"
+                if env.args.floor_client == "wire"
+                else "upstream client: aiohttp's (`--floor-client wire` gives it Bastion's)",
             ],
         )
     api = f"http://127.0.0.1:{port}/v1/chat/completions"

@@ -73,7 +73,8 @@ async def handle_transcription(
             form.add_field(key, deployment.upstream_model if key == "model" else value)
         file.seek(0)
         form.add_field("file", file, filename=upload.filename, content_type=upload.file_type)
-        return form, None  # aiohttp sets the multipart boundary itself
+        body = form()  # a multipart writer: it streams the file, its boundary in its type
+        return body, body.content_type
 
     try:
         deadline = Deadline.after(gateway._total_timeout(model))
