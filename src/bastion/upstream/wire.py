@@ -298,6 +298,7 @@ class _Connection(asyncio.Protocol):
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade, ValueError):
             reply.fail(WireError("the upstream sent a malformed answer"))
+            self.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
@@ -324,6 +325,12 @@ class _Connection(asyncio.Protocol):
             drain.set_result(None)
 
     # -- llhttp callbacks ------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        reply = self.reply
+        if reply is None or reply.status:
+            # a second answer to one request: the connection's framing cannot be trusted
+            raise ValueError("unexpected answer")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         reply = self.reply

@@ -299,6 +299,26 @@ async def test_a_broken_answer_is_an_error_not_a_timeout(
         await client.close()
 
 
+async def test_a_second_answer_to_one_request_drops_the_connection(
+    serve: Callable[[Script], Awaitable[Server]],
+) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, state)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\na" + OK)
+        await wait_closed(reader, state)
+
+    state = await serve(script)
+    client = pool(state.url)
+    try:
+        reply = await client.post("/x", b"{}", None, first_byte_s=2, total_s=5)
+        assert await reply.read(1024) == b"a"  # the first answer stands
+        reply.release()
+        await asyncio.wait_for(state.closed.wait(), 2)  # the connection is not reused
+        assert client.open_connections == 0
+    finally:
+        await client.close()
+
+
 async def test_callers_beyond_the_connection_limit_wait_their_turn(
     serve: Callable[[Script], Awaitable[Server]],
 ) -> None:
