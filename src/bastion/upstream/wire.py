@@ -201,7 +201,16 @@ class Reply:
             self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif encoding == "deflate":
             self._decoder = zlib.decompressobj(zlib.MAX_WBITS)
-        self._gap_s = self._connection.pool.between_chunks_s if self._connection else 0.0
+        connection = self._connection
+        if connection is not None:
+            gap_s = connection.pool.between_chunks_s
+            if gap_s < self._gap_s and self._timer is not None:
+                # the timer is set for the longer first-byte limit: bring it forward
+                self._timer.cancel()
+                self._timer = connection.loop.call_at(
+                    min(self._last + gap_s, self._until), self._on_timer
+                )
+            self._gap_s = gap_s
         self._wake()
 
     def on_body(self, data: bytes) -> None:

@@ -209,14 +209,17 @@ async def test_each_deadline_fails_the_reply_and_closes_the_connection(
     state = await serve(script)
     client = pool(state.url, between_chunks_s=0.3 if stage == "between chunks" else 5)
     try:
-        total_s = 0.6 if stage == "total" else 5.0
+        total_s = 0.6 if stage == "total" else 60.0
 
         async def call() -> bytes:
-            reply = await client.post("/x", b"{}", None, first_byte_s=0.3, total_s=total_s)
+            # between chunks: the gap limit applies from the head on, though the first-byte
+            # limit before it was longer
+            first_byte_s = 30.0 if stage == "between chunks" else 0.3
+            reply = await client.post("/x", b"{}", None, first_byte_s=first_byte_s, total_s=total_s)
             return await reply.read(1 << 20)
 
         with pytest.raises(WireError) as failure:
-            await call()
+            await asyncio.wait_for(call(), 10)  # far below the 30 s first-byte limit
         assert failure.value.timeout
         await asyncio.wait_for(state.closed.wait(), 2)
     finally:
@@ -411,3 +414,38 @@ async def test_a_multipart_body_is_streamed_with_its_length(
     assert b"Content-Type: multipart/form-data; boundary=" in head
     assert f"Content-Length: {len(payload)}".encode() in head
     assert b"\x00" * 300_000 in payload
+
+
+async def test_a_slow_reader_pauses_the_upstream_without_failing_the_gap_deadline(
+    serve: Callable[[Script], Awaitable[Server]],
+) -> None:
+    piece = b"x" * 16_384
+
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, state)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        for _ in range(128):  # 2 MiB, as fast as the socket takes it
+            writer.write(b"%x\r\n%b\r\n" % (len(piece), piece))
+            await writer.drain()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        await wait_closed(reader, state)
+
+    state = await serve(script)
+    client = pool(state.url, between_chunks_s=0.3)
+    try:
+        reply = await client.post("/x", b"{}", None, first_byte_s=2, total_s=10)
+        received, paused, slept = 0, False, 0
+        async for chunk in reply.chunks():
+            received += len(chunk)
+            connection = reply._connection
+            paused = paused or (connection is not None and connection.paused)
+            if slept < 20:  # slower than the upstream: 0.6 s in all, longer than the gap
+                slept += 1
+                await asyncio.sleep(0.03)
+        assert received == 128 * len(piece)
+        assert paused  # reading stopped while the reader lagged, and resumed
+        reply.release()
+        assert client.open_connections == 1
+    finally:
+        await client.close()
