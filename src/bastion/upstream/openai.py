@@ -8,13 +8,14 @@ never followed; the client's headers are never forwarded.
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from multidict import CIMultiDict
 
-from bastion.errors import UpstreamError
+from bastion.errors import ConfigError, UpstreamError
 from bastion.settings import UpstreamSettings
 from bastion.upstream.wire import TOO_LARGE, BodyWriter, ConnectError, Pool, Reply, WireError
 
@@ -105,6 +106,15 @@ class OpenAIUpstream:
         if settings.api_key is not None:
             headers["Authorization"] = f"Bearer {settings.api_key.value}"
         self._headers = headers
+        self._tls: ssl.SSLContext | None = None
+        if settings.tls_ca_file is not None and settings.base_url.startswith("https:"):
+            try:
+                self._tls = ssl.create_default_context(cafile=str(settings.tls_ca_file))
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError(
+                    f"upstreams.{settings.name}.tls_ca_file: cannot read "
+                    f"{settings.tls_ca_file}: {getattr(exc, 'strerror', None) or exc}"
+                ) from None
 
     def _client(self) -> Pool:
         if self._pool is None:
@@ -115,6 +125,7 @@ class OpenAIUpstream:
                 max_connections=self.settings.max_connections,
                 connect_s=timeouts.connect_s,
                 between_chunks_s=timeouts.between_chunks_s,
+                tls=self._tls,
             )
         return self._pool
 

@@ -478,6 +478,7 @@ class Pool:
         connect_s: float,
         between_chunks_s: float,
         keepalive_s: float = KEEPALIVE_S,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         url = URL(base_url)
         if url.scheme not in ("http", "https") or not url.raw_host:
@@ -486,9 +487,9 @@ class Pool:
         self.between_chunks_s = between_chunks_s
         self._host = url.raw_host
         self._port = url.port or (443 if url.scheme == "https" else 80)
-        self._ssl: ssl.SSLContext | None = (
-            ssl.create_default_context() if url.scheme == "https" else None
-        )
+        self._ssl: ssl.SSLContext | None = None
+        if url.scheme == "https":
+            self._ssl = tls or ssl.create_default_context()
         self._prefix = url.raw_path.rstrip("/")
         host = url.raw_host if ":" not in url.raw_host else f"[{url.raw_host}]"
         authority = host if url.explicit_port is None else f"{host}:{url.port}"
