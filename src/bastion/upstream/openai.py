@@ -17,7 +17,15 @@ from multidict import CIMultiDict
 
 from bastion.errors import ConfigError, UpstreamError
 from bastion.settings import UpstreamSettings
-from bastion.upstream.wire import TOO_LARGE, BodyWriter, ConnectError, Pool, Reply, WireError
+from bastion.upstream.wire import (
+    TOO_LARGE,
+    BodyWriter,
+    ConnectError,
+    Pool,
+    Reply,
+    WireError,
+    header_problem,
+)
 
 
 class UpstreamAttemptError(UpstreamError):
@@ -102,6 +110,10 @@ class OpenAIUpstream:
         headers: CIMultiDict[str] = CIMultiDict(
             {"User-Agent": "bastion", "Accept-Encoding": "identity"}
         )
+        for name, value in settings.headers.items():
+            problem = header_problem(name, value)
+            if problem is not None:
+                raise ConfigError(f"upstreams.{settings.name}.headers.{name}: {problem}")
         headers.update(settings.headers)  # the operator's, replacing ours whatever their case
         if settings.api_key is not None:
             headers["Authorization"] = f"Bearer {settings.api_key.value}"

@@ -22,6 +22,7 @@ bodies are decoded (Bastion asks for ``identity``; a server may answer compresse
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 import zlib
 from collections import deque
@@ -38,6 +39,26 @@ MAX_HEADERS = 100
 HIGH_WATER = 256 * 1024
 """Body bytes held unread before the connection stops reading (the client is slower than
 the upstream); reading resumes below a quarter of it."""
+
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "content-type"})
+
+
+def header_problem(name: str, value: str) -> str | None:
+    """Why a configured header cannot be sent (None if it can): it must be a well-formed
+    field, on one line, in Latin-1, and not one Bastion sets for each request."""
+    if not _TOKEN.fullmatch(name):
+        return "not a valid header name"
+    if name.lower() in _FRAMING:
+        return "set by Bastion for each request"
+    if any(c in value for c in "\r\n\0"):
+        return "a line break is not allowed"
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        return "only Latin-1 characters can be sent"
+    return None
 
 
 class WireError(Exception):
@@ -493,11 +514,14 @@ class Pool:
         self._prefix = url.raw_path.rstrip("/")
         host = url.raw_host if ":" not in url.raw_host else f"[{url.raw_host}]"
         authority = host if url.explicit_port is None else f"{host}:{url.port}"
-        lines = [f"Host: {authority}"]
+        lines = []
         for name, value in headers.items():
-            if any(c in name or c in value for c in "\r\n\0"):
-                raise ValueError(f"header {name!r}: a line break is not allowed")
+            problem = header_problem(name, value)
+            if problem is not None:
+                raise ValueError(f"header {name!r}: {problem}")
             lines.append(f"{name}: {value}")
+        if not any(name.lower() == "host" for name in headers):  # the operator's wins
+            lines.insert(0, f"Host: {authority}")
         self._fixed = "\r\n".join(lines) + "\r\n"
         self._heads: dict[tuple[str, str | None], bytes] = {}
         self._max = max_connections

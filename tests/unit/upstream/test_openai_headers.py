@@ -134,3 +134,12 @@ def test_an_unreadable_ca_file_is_a_configuration_error(tmp_path: Path) -> None:
                 tls_ca_file=tmp_path / "missing.pem",
             )
         )
+
+
+def test_a_header_that_cannot_be_sent_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigError, match=r"upstreams\.u\.headers\.X-A: a line break"):
+        OpenAIUpstream(
+            UpstreamSettings(
+                name="u", kind="openai", base_url="http://vllm.internal", headers={"X-A": "b\nc"}
+            )
+        )

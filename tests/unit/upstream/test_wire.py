@@ -13,7 +13,7 @@ from typing import cast
 import aiohttp
 import pytest
 
-from bastion.upstream.wire import BodyWriter, ConnectError, Pool, WireError
+from bastion.upstream.wire import BodyWriter, ConnectError, Pool, WireError, header_problem
 
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -449,3 +449,40 @@ async def test_a_slow_reader_pauses_the_upstream_without_failing_the_gap_deadlin
         assert client.open_connections == 1
     finally:
         await client.close()
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("X-Tenant", "blue", None),
+        ("X Tenant", "blue", "not a valid header name"),
+        ("Content-Length", "3", "set by Bastion for each request"),
+        ("transfer-encoding", "chunked", "set by Bastion for each request"),
+        ("X-A", "b\nX-B: c", "a line break is not allowed"),
+        ("X-A", "snowman ☃", "only Latin-1 characters can be sent"),
+    ],
+)
+def test_which_configured_headers_can_be_sent(name: str, value: str, problem: str | None) -> None:
+    assert header_problem(name, value) == problem
+
+
+async def test_the_operators_host_header_replaces_the_urls(
+    serve: Callable[[Script], Awaitable[Server]],
+) -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader, state)
+        writer.write(OK)
+        await wait_closed(reader, state)
+
+    state = await serve(script)
+    client = Pool(
+        state.url, {"host": "vllm.internal"}, max_connections=1, connect_s=1, between_chunks_s=1
+    )
+    try:
+        reply = await client.post("/x", b"", None, first_byte_s=2, total_s=5)
+        await reply.read(1024)
+    finally:
+        await client.close()
+    head = state.requests[0].split(b"\r\n\r\n")[0].lower()
+    assert head.count(b"host:") == 1
+    assert b"\r\nhost: vllm.internal" in head
