@@ -36,6 +36,8 @@ KEEPALIVE_S = 30.0
 TOO_LARGE = "the upstream answer is too large"
 MAX_HEAD_BYTES = 64 * 1024
 MAX_HEADERS = 100
+KEPT = frozenset({b"content-type", b"content-encoding"})
+"""The fields of an answer's head that Bastion reads (none is relayed to the client)."""
 HIGH_WATER = 256 * 1024
 """Body bytes held unread before the connection stops reading (the client is slower than
 the upstream); reading resumes below a quarter of it."""
@@ -273,9 +275,6 @@ class Reply:
             connection.abort()
         self._wake()
 
-    def touched(self, now: float) -> None:
-        self._last = now
-
     def _on_timer(self) -> None:
         self._timer = None
         connection = self._connection
@@ -323,7 +322,7 @@ class _Connection(asyncio.Protocol):
         if reply is None:
             self.abort()  # bytes nobody asked for: the connection's framing is lost
             return
-        reply.touched(self.loop.time())
+        reply._last = self.loop.time()  # for the gap deadline
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade, ValueError):
@@ -370,12 +369,16 @@ class _Connection(asyncio.Protocol):
         self._header_count += 1
         if self._head_bytes > MAX_HEAD_BYTES or self._header_count > MAX_HEADERS:
             raise ValueError("head too large")  # llhttp stops; data_received fails the reply
-        key = name.decode("latin-1").lower()
-        text = value.decode("latin-1")
-        if key == "content-length" or (key == "transfer-encoding" and "chunked" in text.lower()):
+        key = name.lower()
+        if key == b"content-length" or (
+            key == b"transfer-encoding" and b"chunked" in value.lower()
+        ):
             self._length_known = True
-        known = reply.headers.get(key)
-        reply.headers[key] = text if known is None else f"{known}, {text}"
+        elif key in KEPT:
+            field = key.decode("latin-1")
+            text = value.decode("latin-1")
+            known = reply.headers.get(field)
+            reply.headers[field] = text if known is None else f"{known}, {text}"
 
     def on_headers_complete(self) -> None:
         reply = self.reply
