@@ -403,13 +403,18 @@ class _Connection(asyncio.Protocol):
 
     # -- the exchange ----------------------------------------------------------------------
 
-    def start(self, head: bytes, body: bytes, first_byte_s: float, until: float) -> Reply:
-        assert self.transport is not None
+    def _begin(self, first_byte_s: float, until: float) -> Reply:
+        """A new exchange on this connection: its reply, and the head's counters reset."""
         self._length_known = False
         self._head_bytes = 0
         self._header_count = 0
         self.reusable = False
         reply = self.reply = Reply(self, first_byte_s, until)
+        return reply
+
+    def start(self, head: bytes, body: bytes, first_byte_s: float, until: float) -> Reply:
+        assert self.transport is not None
+        reply = self._begin(first_byte_s, until)
         self.transport.write(head + body if len(body) < 65536 else head)
         if len(body) >= 65536:
             self.transport.write(body)
@@ -419,11 +424,7 @@ class _Connection(asyncio.Protocol):
         self, head: bytes, body: BodyWriter, first_byte_s: float, until: float
     ) -> Reply:
         assert self.transport is not None
-        self._length_known = False
-        self._head_bytes = 0
-        self._header_count = 0
-        self.reusable = False
-        reply = self.reply = Reply(self, first_byte_s, until)
+        reply = self._begin(first_byte_s, until)
         self.transport.write(head)
         await body.write(_BodyStream(self, chunked=body.size is None))
         if body.size is None:
