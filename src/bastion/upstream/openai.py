@@ -18,7 +18,6 @@ from multidict import CIMultiDict
 from bastion.errors import ConfigError, UpstreamError
 from bastion.settings import UpstreamSettings
 from bastion.upstream.wire import (
-    TOO_LARGE,
     BodyWriter,
     ConnectError,
     Pool,
@@ -71,12 +70,8 @@ class UpstreamReply:
         try:
             return await self._reply.read(limit)
         except WireError as failure:
-            if failure.timeout:
-                reason = "the upstream did not finish in time"
-            elif str(failure) == TOO_LARGE:
-                reason = TOO_LARGE
-            else:
-                reason = "the upstream connection failed"
+            # the client's own messages name the fault, never the upstream's content
+            reason = "the upstream did not finish in time" if failure.timeout else str(failure)
             raise UpstreamAttemptError(reason, retryable=False) from None
 
     async def chunks(self) -> AsyncIterator[bytes]:

@@ -224,6 +224,9 @@ class Reply:
             self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif encoding == "deflate":
             self._decoder = zlib.decompressobj(zlib.MAX_WBITS)
+        elif encoding not in ("", "identity"):
+            # the head stands (its status is read), the body cannot be: reading it fails
+            self.fail(WireError("the upstream answered in a content encoding it was not asked for"))
         connection = self._connection
         if connection is not None:
             gap_s = connection.pool.between_chunks_s
