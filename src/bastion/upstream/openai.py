@@ -23,7 +23,6 @@ from bastion.upstream.wire import (
     Pool,
     Reply,
     WireError,
-    header_problem,
 )
 
 
@@ -101,40 +100,33 @@ class OpenAIUpstream:
 
     def __init__(self, settings: UpstreamSettings) -> None:
         self.settings = settings
-        self._pool: Pool | None = None
         headers: CIMultiDict[str] = CIMultiDict(
             {"User-Agent": "bastion", "Accept-Encoding": "identity"}
         )
-        for name, value in settings.headers.items():
-            problem = header_problem(name, value)
-            if problem is not None:
-                raise ConfigError(f"upstreams.{settings.name}.headers.{name}: {problem}")
         headers.update(settings.headers)  # the operator's, replacing ours whatever their case
         if settings.api_key is not None:
             headers["Authorization"] = f"Bearer {settings.api_key.value}"
-        self._headers = headers
-        self._tls: ssl.SSLContext | None = None
+        tls: ssl.SSLContext | None = None
         if settings.tls_ca_file is not None and settings.base_url.startswith("https:"):
             try:
-                self._tls = ssl.create_default_context(cafile=str(settings.tls_ca_file))
+                tls = ssl.create_default_context(cafile=str(settings.tls_ca_file))
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError(
                     f"upstreams.{settings.name}.tls_ca_file: cannot read "
                     f"{settings.tls_ca_file}: {getattr(exc, 'strerror', None) or exc}"
                 ) from None
-
-    def _client(self) -> Pool:
-        if self._pool is None:
-            timeouts = self.settings.timeouts
+        timeouts = settings.timeouts
+        try:
             self._pool = Pool(
-                self.settings.base_url,
-                self._headers,
-                max_connections=self.settings.max_connections,
+                settings.base_url,
+                headers,
+                max_connections=settings.max_connections,
                 connect_s=timeouts.connect_s,
                 between_chunks_s=timeouts.between_chunks_s,
-                tls=self._tls,
+                tls=tls,
             )
-        return self._pool
+        except ValueError as problem:  # a header that cannot be sent, found at start
+            raise ConfigError(f"upstreams.{settings.name}.{problem}") from None
 
     async def send(
         self,
@@ -147,7 +139,7 @@ class OpenAIUpstream:
         """POST to ``<base_url><path>`` and wait for the reply's headers (the first byte)."""
         timeouts = self.settings.timeouts
         try:
-            reply = await self._client().post(
+            reply = await self._pool.post(
                 path,
                 data,
                 content_type,
@@ -171,5 +163,4 @@ class OpenAIUpstream:
         return UpstreamReply(reply)
 
     async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
+        await self._pool.close()

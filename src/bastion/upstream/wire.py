@@ -44,7 +44,7 @@ the upstream); reading resumes below a quarter of it."""
 
 
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_FRAMING = frozenset({"content-length", "transfer-encoding", "connection", "content-type"})
+_PER_REQUEST = frozenset({"content-length", "transfer-encoding", "connection", "content-type"})
 
 
 def header_problem(name: str, value: str) -> str | None:
@@ -52,7 +52,7 @@ def header_problem(name: str, value: str) -> str | None:
     field, on one line, in Latin-1, and not one Bastion sets for each request."""
     if not _TOKEN.fullmatch(name):
         return "not a valid header name"
-    if name.lower() in _FRAMING:
+    if name.lower() in _PER_REQUEST:
         return "set by Bastion for each request"
     if any(c in value for c in "\r\n\0"):
         return "a line break is not allowed"
@@ -106,7 +106,6 @@ class Reply:
         "_until",
         "_waiter",
         "content_type",
-        "encoding",
         "headers",
         "status",
     )
@@ -116,7 +115,6 @@ class Reply:
         self.status = 0
         self.headers: dict[str, str] = {}
         self.content_type = "application/octet-stream"
-        self.encoding = ""
         self._chunks: deque[bytes] = deque()
         self._held = 0
         self._hold_back = False
@@ -219,7 +217,6 @@ class Reply:
         self.content_type = self.headers.get("content-type", "application/octet-stream")
         self.content_type = self.content_type.partition(";")[0].strip().lower()
         encoding = self.headers.get("content-encoding", "").strip().lower()
-        self.encoding = encoding
         if encoding in ("gzip", "x-gzip"):
             self._decoder = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif encoding == "deflate":
@@ -510,8 +507,8 @@ class Pool:
     ) -> None:
         url = URL(base_url)
         if url.scheme not in ("http", "https") or not url.raw_host:
-            raise ValueError(f"not an http(s) URL: {base_url}")
-        self.loop = asyncio.get_running_loop()
+            raise ValueError("base_url: not an http(s) URL")
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.between_chunks_s = between_chunks_s
         self._host = url.raw_host
         self._port = url.port or (443 if url.scheme == "https" else 80)
@@ -525,7 +522,7 @@ class Pool:
         for name, value in headers.items():
             problem = header_problem(name, value)
             if problem is not None:
-                raise ValueError(f"header {name!r}: {problem}")
+                raise ValueError(f"headers.{name}: {problem}")
             lines.append(f"{name}: {value}")
         if not any(name.lower() == "host" for name in headers):  # the operator's wins
             lines.insert(0, f"Host: {authority}")
@@ -539,6 +536,12 @@ class Pool:
         self._waiters: deque[asyncio.Future[None]] = deque()
         self._sweeper: asyncio.TimerHandle | None = None
         self._closed = False
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop of the pool's first request (a pool is made before it runs)."""
+        assert self._loop is not None
+        return self._loop
 
     def head_for(self, path: str, content_type: str | None, length: int | None) -> bytes:
         """The request head: built once per path and content type, then only its length."""
@@ -565,7 +568,9 @@ class Pool:
         total_s: float,
     ) -> Reply:
         """Send, and return the reply once its head is in."""
-        until = self.loop.time() + total_s
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        until = self._loop.time() + total_s
         connection = await self._acquire(until)
         try:
             if isinstance(body, bytes | bytearray | memoryview):

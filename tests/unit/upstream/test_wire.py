@@ -62,7 +62,6 @@ async def serve() -> AsyncIterator[Callable[[Script], Awaitable[Server]]]:
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         servers.append(server)
         state.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/prefix"
-        start.state = state  # type: ignore[attr-defined]
         return state
 
     yield start
