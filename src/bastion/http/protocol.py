@@ -34,6 +34,10 @@ from bastion.observability.metrics import Metrics
 
 log = logging.getLogger("bastion.http")
 
+MAX_LINE_SIZE = 8190
+MAX_FIELD_SIZE = 8190
+MAX_HEADERS = 100
+
 TIMED_OUT: web.RequestKey[str] = web.RequestKey("timed_out")
 """Set on a request whose body missed its deadline (the handler is then cancelled)."""
 

@@ -25,7 +25,14 @@ from aiohttp import web
 from bastion.errors import ConfigError
 from bastion.http.admin_app import create_admin_app
 from bastion.http.app import create_app
-from bastion.http.protocol import Deadlines, GuardedAppRunner
+from bastion.http.listener import ApiServer
+from bastion.http.protocol import (
+    MAX_FIELD_SIZE,
+    MAX_HEADERS,
+    MAX_LINE_SIZE,
+    Deadlines,
+    GuardedAppRunner,
+)
 from bastion.http.redirect import create_redirect_app
 from bastion.http.transport import is_loopback
 from bastion.runtime import Runtime
@@ -41,10 +48,6 @@ and its full collections paused the loop up to 12 ms.  Past 20,000 it runs a few
 minute (docs/performance.md)."""
 
 log = logging.getLogger("bastion.server")
-
-MAX_LINE_SIZE = 8190
-MAX_FIELD_SIZE = 8190
-MAX_HEADERS = 100
 
 
 def tls_context(listener: ListenerSettings) -> ssl.SSLContext | None:
@@ -97,6 +100,8 @@ class Server:
         self.port = runtime.settings.listener.port if port is None else port
         self._runners: list[web.AppRunner] = []
         self._admin: web.AppRunner | None = None
+        self._api: ApiServer | None = None
+        self._listening: asyncio.Server | None = None
         self.bound: list[tuple[str, int]] = []
         self.admin_bound: tuple[str, int] | None = None
 
@@ -114,14 +119,21 @@ class Server:
             },
         )
         await self.runtime.start()
+        # aiohttp serves what the API lane hands it (its runner has no socket of its own)
         main = runner_for(create_app(self.runtime), self.runtime)
         await main.setup()
         self._runners.append(main)
-        site = web.TCPSite(
-            main, self.host, self.port, ssl_context=tls_context(settings.listener), backlog=1024
+        assert main.server is not None
+        self._api = ApiServer(self.runtime, main.server)
+        self._listening = await asyncio.get_running_loop().create_server(
+            self._api,
+            self.host,
+            self.port,
+            ssl=tls_context(settings.listener),
+            backlog=1024,
+            reuse_address=True,
         )
-        await site.start()
-        self.bound.append(_bound(main))
+        self.bound.append(_address(self._listening))
         listener = settings.listener
         if listener.plain_http_port:
             # redirect to where the public listener really is (``--port``, or port 0)
@@ -165,17 +177,35 @@ class Server:
                 self.runtime.settings.listener.shutdown_grace_s,
             )
         # every listening socket first: new connections are refused from here on
+        if self._listening is not None:
+            self._listening.close()
         for runner in reversed(self._runners):
             for site in list(runner.sites):
                 await site.stop()
-        for runner in reversed(self._runners):
-            await runner.cleanup()
+        # the API lane's connections and those handed to aiohttp drain together
+        grace_s = self.runtime.settings.listener.shutdown_grace_s
+        drains = [runner.cleanup() for runner in reversed(self._runners)]
+        if self._api is not None:
+            drains.append(self._api.shutdown(grace_s))
+        await asyncio.gather(*drains)
         self._runners.clear()
+        self._api = None
+        if self._listening is not None:
+            await self._listening.wait_closed()
+            self._listening = None
         if self._admin is not None:
             await self._admin.cleanup()
             self._admin = None
         await self.runtime.close()
         log.info("stopped")
+
+
+def _address(server: asyncio.Server) -> tuple[str, int]:
+    for sock in server.sockets:
+        address = sock.getsockname()
+        if isinstance(address, tuple):
+            return str(address[0]), int(address[1])
+    raise RuntimeError("listener has no address")
 
 
 def _bound(runner: web.AppRunner) -> tuple[str, int]:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Coroutine, Mapping
 from typing import Any
 
-import orjson
 from aiohttp import web
 
 from bastion.core.delivery import Delivery
 from bastion.errors import BastionError
-from bastion.gateway.sink import NOT_BILLED, ClientGoneError
+from bastion.gateway.sink import ClientGoneError
+from bastion.http.raw import chunk, duplicate, not_billed
 
 
 class _Capture:
@@ -160,7 +159,7 @@ class AiohttpSink:
         finally:
             protocol.transport = transport
         data = b"".join(capture.parts)
-        fd = _duplicate(transport) if delivery.from_thread else -1
+        fd = duplicate(transport) if delivery.from_thread else -1
         handed = delivery.hand_over(data, transport, fd)
         await self._durable(durable, failure)
         if not handed and not transport.is_closing():
@@ -179,45 +178,8 @@ class AiohttpSink:
                 if not isinstance(exc, BastionError):
                     transport.abort()
                 elif self._stream is not None:
-                    transport.write(_chunk(failure) + b"0\r\n\r\n")
+                    transport.write(chunk(failure) + b"0\r\n\r\n")
                 else:
-                    transport.write(_raw_error(exc, self.response))
+                    transport.write(not_billed(exc, self.response.headers if self.response else {}))
                     transport.close()
             raise
-
-
-def _duplicate(transport: Any) -> int:
-    """A duplicate of the connection's descriptor for the writer thread, or -1 (TLS, or no
-    socket): then the event loop sends, right after the commit."""
-    if transport.get_extra_info("sslcontext") is not None:
-        return -1
-    sock = transport.get_extra_info("socket")
-    if sock is None:
-        return -1
-    try:
-        return os.dup(sock.fileno())
-    except OSError:
-        return -1
-
-
-def _chunk(data: bytes) -> bytes:
-    return b"%x\r\n%b\r\n" % (len(data), data) if data else b""
-
-
-def _raw_error(error: BastionError, response: web.StreamResponse | None) -> bytes:
-    """A complete error response, written raw: aiohttp believes the held-back answer sent."""
-    body = orjson.dumps({"error": {"message": NOT_BILLED, "type": error.type, "code": error.code}})
-    lines = [
-        f"HTTP/1.1 {error.status} Service Unavailable",
-        "Content-Type: application/json",
-        f"Content-Length: {len(body)}",
-        "Connection: close",
-    ]
-    if response is not None:
-        lines += [
-            f"{name}: {value}"
-            for name, value in response.headers.items()
-            if name.lower() == "x-request-id" or name.lower().startswith("x-ratelimit-")
-        ]
-    lines += [f"{name}: {value}" for name, value in error.headers().items()]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
