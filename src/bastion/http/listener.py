@@ -179,15 +179,20 @@ class ApiConnection(asyncio.Protocol):
         self._arm_headers()  # a connection that never sends is closed at the deadline too
 
     def data_received(self, data: bytes) -> None:
-        self._buffer = self._buffer + data if self._buffer else data
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
         call = self._call
+        if call is not None and call.waiting:
+            # a body in many pieces is joined once, when whole (not copied at each piece)
+            call.parts.append(data)
+            call.received += len(data)
+            if call.received >= call.length:
+                self._body_arrived(call)
+            return
+        self._buffer = self._buffer + data if self._buffer else data
         if call is None:
             self._next()
-        elif call.waiting:
-            self._take_body(call)
         elif len(self._buffer) > PIPELINE_LIMIT and not self._paused_reading:
             transport = self.transport
             if transport is not None:
@@ -309,20 +314,23 @@ class ApiConnection(asyncio.Protocol):
         )
         self._call = call
         if length:
+            rest, self._buffer = self._buffer, b""
             call.waiting = True
-            self._take_body(call)
-            if call.waiting:
+            call.parts.append(rest)
+            call.received = len(rest)
+            if call.received >= length:
+                self._body_arrived(call)
+            else:
                 self._body_timer = self._loop.call_later(
                     self._server.listener.body_timeout_s, self._body_missed
                 )
         call.task = self._loop.create_task(self._serve(call))
 
-    def _take_body(self, call: ApiCall) -> None:
-        buffer = self._buffer
-        if len(buffer) < call.length:
-            return
-        body = buffer[: call.length] if len(buffer) > call.length else buffer
-        self._buffer = buffer[call.length :]
+    def _body_arrived(self, call: ApiCall) -> None:
+        data = b"".join(call.parts) if len(call.parts) > 1 else call.parts[0]
+        call.parts.clear()
+        body = data[: call.length] if len(data) > call.length else data
+        self._buffer = data[call.length :]  # what follows: a pipelined request
         try:
             self._parser.feed_data(body)  # the parser's state follows, for the next request
         except httptools.HttpParserError:
@@ -473,7 +481,9 @@ class ApiCall(Edge[int]):
         "keep_alive",
         "length",
         "missed_deadline",
+        "parts",
         "path",
+        "received",
         "request_id",
         "route",
         "sent_at",
@@ -500,7 +510,9 @@ class ApiCall(Edge[int]):
         self.keep_alive = keep_alive
         self.body = b""
         self.waiting = False
-        """Its body is still arriving."""
+        """Its body is still arriving, in ``parts``."""
+        self.parts: list[bytes] = []
+        self.received = 0
         self.arrived: asyncio.Future[None] | None = None
         self.task: asyncio.Task[None] | None = None
         self.request_id = ""
