@@ -45,7 +45,7 @@ from bastion.http import api
 from bastion.http.lifecycle import Edge, run
 from bastion.http.protocol import MAX_FIELD_SIZE, MAX_HEADERS, MAX_LINE_SIZE, REQUEST_TIMEOUT
 from bastion.http.raw import chunk, duplicate, http_date, not_billed
-from bastion.http.transport import is_loopback, is_trusted
+from bastion.http.transport import https_from, proxied
 from bastion.runtime import Runtime
 from bastion.settings import ListenerSettings
 
@@ -83,10 +83,7 @@ class ApiServer:
         self.draining = False
         self._idle = asyncio.Event()
         """Set when the last connection is gone (waited for by the drain)."""
-        self._guarded = not self.listener.tls and (
-            bool(self.listener.trusted_proxies) or not is_loopback(self.listener.host)
-        )
-        """Plain HTTP that is HTTPS only when a trusted proxy says so (see transport.py)."""
+        self._proxied = proxied(self.listener)
 
     def __call__(self) -> ApiConnection:
         return ApiConnection(self)
@@ -97,12 +94,12 @@ class ApiServer:
             self._idle.set()
 
     def https(self, peer: str | None, headers: Mapping[bytes, bytes]) -> bool:
-        if not self._guarded:
+        """The request came over HTTPS (see :mod:`bastion.http.transport`); otherwise it is
+        aiohttp's, which redirects it."""
+        if not self._proxied:
             return True
-        if not is_trusted(peer, self.listener.trusted_proxies):
-            return False
         proto = headers.get(b"x-forwarded-proto", b"").decode("latin-1")
-        return proto.split(",")[0].strip().lower() == "https"
+        return https_from(peer, proto, self.listener.trusted_proxies)
 
     async def shutdown(self, grace_s: float) -> None:
         """Close idle connections, let requests in flight finish for up to ``grace_s``, then

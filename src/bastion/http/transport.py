@@ -43,16 +43,25 @@ def is_trusted(peer: str | None, proxies: tuple[Network, ...]) -> bool:
     return any(address in network for network in proxies)
 
 
-def forwarded_https(request: web.Request, proxies: tuple[Network, ...]) -> bool:
-    if not is_trusted(request.remote, proxies):
+def proxied(listener: ListenerSettings) -> bool:
+    """Plain HTTP that counts as HTTPS only when a trusted proxy says so."""
+    return not listener.tls and (bool(listener.trusted_proxies) or not is_loopback(listener.host))
+
+
+def https_from(peer: str | None, forwarded_proto: str, proxies: tuple[Network, ...]) -> bool:
+    """A request from ``peer`` with this ``X-Forwarded-Proto`` came over HTTPS."""
+    if not is_trusted(peer, proxies):
         return False
-    proto = request.headers.get("X-Forwarded-Proto", "")
-    return proto.split(",")[0].strip().lower() == "https"
+    return forwarded_proto.split(",")[0].strip().lower() == "https"
+
+
+def forwarded_https(request: web.Request, proxies: tuple[Network, ...]) -> bool:
+    return https_from(request.remote, request.headers.get("X-Forwarded-Proto", ""), proxies)
 
 
 def https_guard(listener: ListenerSettings) -> Middleware | None:
     """A middleware enforcing HTTPS-via-proxy, or None when the listener needs none."""
-    if listener.tls or (is_loopback(listener.host) and not listener.trusted_proxies):
+    if not proxied(listener):
         return None
 
     @web.middleware
