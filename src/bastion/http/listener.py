@@ -222,6 +222,11 @@ class ApiConnection(asyncio.Protocol):
         if drain is not None and not drain.done():
             drain.set_result(None)
 
+    @property
+    def paused(self) -> bool:
+        """The transport's buffer is over its high-water mark: writers wait."""
+        return self._paused_writing
+
     async def drain(self) -> None:
         if self._paused_writing:
             self._drain = self._loop.create_future()
@@ -615,7 +620,8 @@ class ApiCall(Edge[int]):
         held, self._held = self._held, b""
         transport.write(held + chunk(data) if held else chunk(data))
         self.answered = True
-        await self._drain()
+        if self.connection.paused:  # most writes: no coroutine call to find nothing to wait
+            await self._drain()
 
     async def close_stream(
         self,

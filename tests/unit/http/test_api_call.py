@@ -4,6 +4,7 @@ can, and never a second answer."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 from typing import Any, cast
 
 import orjson
@@ -13,7 +14,7 @@ from bastion.core.catalog import Endpoint
 from bastion.core.delivery import Delivery
 from bastion.errors import InvalidRequestError, StoreUnavailableError
 from bastion.gateway.sink import ClientGoneError, Exchange
-from bastion.http.listener import ApiCall, ApiConnection
+from bastion.http.listener import ApiCall, ApiConnection, ApiServer
 
 
 class Wire:
@@ -45,6 +46,7 @@ class Wire:
 class Connection:
     def __init__(self) -> None:
         self.transport = Wire()
+        self.paused = False
 
     async def drain(self) -> None:
         return None
@@ -190,3 +192,46 @@ async def test_a_stream_whose_charge_fails_ends_with_the_failure_event() -> None
     with pytest.raises(StoreUnavailableError):
         await call.close_stream(b"data: [DONE]\n\n", charge, None, b"data: failed\n\n")
     assert wire.writes[-1] == b"e\r\ndata: failed\n\n\r\n0\r\n\r\n"
+
+
+class Server:
+    """What a connection reads of its server: the listener's deadlines, the open set."""
+
+    def __init__(self) -> None:
+        self.listener = SimpleNamespace(header_timeout_s=10.0, keepalive_timeout_s=10.0)
+        self.connections: set[ApiConnection] = set()
+
+    def forget(self, connection: ApiConnection) -> None:
+        self.connections.discard(connection)
+
+
+def _streaming() -> tuple[ApiConnection, ApiCall, Wire]:
+    connection = ApiConnection(cast("ApiServer", Server()))
+    wire = Wire()
+    connection.connection_made(cast("asyncio.Transport", wire))
+    call = ApiCall(connection, Endpoint.CHAT, "/v1/chat/completions", None, 0, True)
+    return connection, call, wire
+
+
+async def test_a_full_send_buffer_holds_the_stream_back_until_it_drains() -> None:
+    connection, call, wire = _streaming()
+    await call.open_stream({})
+    connection.pause_writing()
+    writing = asyncio.ensure_future(call.write(b"data: a\n\n"))
+    await asyncio.sleep(0.01)
+    assert len(wire.writes) == 1  # written, then waiting for the buffer to drain
+    assert not writing.done()
+    connection.resume_writing()
+    await writing
+    connection.connection_lost(None)
+
+
+async def test_a_client_gone_while_the_buffer_is_full_ends_the_stream() -> None:
+    connection, call, _ = _streaming()
+    await call.open_stream({})
+    connection.pause_writing()
+    writing = asyncio.ensure_future(call.write(b"data: a\n\n"))
+    await asyncio.sleep(0.01)
+    connection.connection_lost(ConnectionResetError())
+    with pytest.raises(ClientGoneError):
+        await writing
