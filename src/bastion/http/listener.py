@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from http import HTTPStatus
@@ -43,13 +42,17 @@ from bastion.errors import BastionError
 from bastion.gateway.sink import ClientGoneError, Exchange
 from bastion.http import api
 from bastion.http.lifecycle import Edge, run
-from bastion.http.protocol import MAX_FIELD_SIZE, MAX_HEADERS, MAX_LINE_SIZE, REQUEST_TIMEOUT
-from bastion.http.raw import chunk, duplicate, http_date, not_billed
+from bastion.http.protocol import (
+    MAX_FIELD_SIZE,
+    MAX_HEADERS,
+    MAX_LINE_SIZE,
+    REQUEST_TIMEOUT,
+    refuse,
+)
+from bastion.http.raw import can_hand_over, chunk, hand_over, http_date, unbilled
 from bastion.http.transport import https_from, proxied
 from bastion.runtime import Runtime
 from bastion.settings import ListenerSettings
-
-log = logging.getLogger("bastion.http")
 
 HEAD_LIMIT = 32 * 1024
 """A head still without its end past this many bytes goes to aiohttp, which applies the
@@ -136,13 +139,13 @@ class ApiConnection(asyncio.Protocol):
         "_paused_writing",
         "_peer",
         "_scan",
-        "_server",
         "_url",
+        "server",
         "transport",
     )
 
     def __init__(self, server: ApiServer) -> None:
-        self._server = server
+        self.server = server
         self._loop = asyncio.get_running_loop()
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
@@ -172,7 +175,7 @@ class ApiConnection(asyncio.Protocol):
         self.transport = cast("asyncio.Transport", transport)
         peer = transport.get_extra_info("peername")
         self._peer = str(peer[0]) if isinstance(peer, tuple) and peer else None
-        self._server.connections.add(self)
+        self.server.connections.add(self)
         self._arm_headers()  # a connection that never sends is closed at the deadline too
 
     def data_received(self, data: bytes) -> None:
@@ -200,7 +203,7 @@ class ApiConnection(asyncio.Protocol):
         return None  # close: a half-closed client gets no more answers
 
     def connection_lost(self, exc: BaseException | None) -> None:
-        self._server.forget(self)
+        self.server.forget(self)
         self.transport = None
         for timer in (self._header_timer, self._body_timer, self._idle_timer):
             if timer is not None:
@@ -297,8 +300,8 @@ class ApiConnection(asyncio.Protocol):
             or b"expect" in headers
             or b"upgrade" in headers
             or head.count(b"\n") != head.count(b"\r\n")  # a bare LF: llhttp's call, not ours
-            or length > self._server.listener.max_json_body_bytes  # aiohttp refuses, lingers
-            or not self._server.https(self._peer, headers)
+            or length > self.server.listener.max_json_body_bytes  # aiohttp refuses, lingers
+            or not self.server.https(self._peer, headers)
         ):
             self._hand_over()
             return
@@ -312,7 +315,7 @@ class ApiConnection(asyncio.Protocol):
             path.decode("latin-1"),
             None if authorization is None else authorization.decode("latin-1"),
             length,
-            parser.should_keep_alive() and not self._server.draining,
+            parser.should_keep_alive() and not self.server.draining,
         )
         self._call = call
         if length:
@@ -324,7 +327,7 @@ class ApiConnection(asyncio.Protocol):
                 self._body_arrived(call)
             else:
                 self._body_timer = self._loop.call_later(
-                    self._server.listener.body_timeout_s, self._body_missed
+                    self.server.listener.body_timeout_s, self._body_missed
                 )
         call.task = self._loop.create_task(self._serve(call))
 
@@ -346,7 +349,7 @@ class ApiConnection(asyncio.Protocol):
             call.arrived.set_result(None)
 
     async def _serve(self, call: ApiCall) -> None:
-        runtime = self._server.runtime
+        runtime = self.server.runtime
         if call.route == _MODELS:
             handler = call.models
             method = "GET"
@@ -365,10 +368,10 @@ class ApiConnection(asyncio.Protocol):
             return
         if call.streaming and call.answered and not call.ended:
             transport.write(_END)  # a stream the gateway left open still ends properly
-        elif not call.answered or (call.streaming and not call.ended):
+        elif not call.answered:
             transport.close()  # nothing was said: the client gets a closed connection
             return
-        if not call.keep_alive or self._server.draining:
+        if not call.keep_alive or self.server.draining:
             transport.close()
             return
         if self._paused_reading:
@@ -378,7 +381,7 @@ class ApiConnection(asyncio.Protocol):
             self._next()
         else:
             self._idle_timer = self._loop.call_later(
-                self._server.listener.keepalive_timeout_s, self._idle
+                self.server.listener.keepalive_timeout_s, self._idle
             )
 
     # -- the hand-over to aiohttp ------------------------------------------------------------
@@ -389,13 +392,13 @@ class ApiConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
-        self._server.forget(self)
+        self.server.forget(self)
         self._cancel_headers()
         if self._paused_reading:
             self._paused_reading = False
             transport.resume_reading()
         buffer, self._buffer = self._buffer, b""
-        handler = self._server.aiohttp_handler()
+        handler = self.server.aiohttp_handler()
         self.transport = None
         transport.set_protocol(handler)
         handler.connection_made(transport)
@@ -405,7 +408,7 @@ class ApiConnection(asyncio.Protocol):
 
     def _arm_headers(self) -> None:
         self._header_timer = self._loop.call_later(
-            self._server.listener.header_timeout_s, self._headers_missed
+            self.server.listener.header_timeout_s, self._headers_missed
         )
 
     def _cancel_headers(self) -> None:
@@ -422,7 +425,7 @@ class ApiConnection(asyncio.Protocol):
             # a pipelined request's head trickles in while an earlier one is answered:
             # nothing may be written in between; its deadline starts when it is read
             return
-        self._refuse("header_timeout")
+        refuse(self.server.runtime.metrics, "header_timeout", self._peer)
         transport.write(REQUEST_TIMEOUT)
         transport.close()
 
@@ -432,7 +435,7 @@ class ApiConnection(asyncio.Protocol):
         transport = self.transport
         if call is None or not call.waiting or transport is None:
             return
-        self._refuse("body_timeout")
+        refuse(self.server.runtime.metrics, "body_timeout", self._peer)
         call.missed_deadline = True
         if not call.answered:
             transport.write(REQUEST_TIMEOUT)
@@ -445,10 +448,6 @@ class ApiConnection(asyncio.Protocol):
         self._idle_timer = None
         if self.transport is not None and self._call is None:
             self.transport.close()
-
-    def _refuse(self, reason: str) -> None:
-        self._server.runtime.metrics.protocol_error(reason)
-        log.info("connection closed: %s", reason.replace("_", " "), extra={"peer": self._peer})
 
     # -- the drain ---------------------------------------------------------------------------
 
@@ -533,7 +532,7 @@ class ApiCall(Edge[int]):
 
     async def json(self, exchange: Exchange) -> int:
         self.request_id = exchange.request_id
-        runtime = self.connection._server.runtime
+        runtime = self.connection.server.runtime
         assert isinstance(self.route, Endpoint)
         await api.serve_json(
             runtime, self.route, exchange, self.authorization, self.read_body, self
@@ -542,7 +541,7 @@ class ApiCall(Edge[int]):
 
     async def models(self, exchange: Exchange) -> int:
         self.request_id = exchange.request_id
-        runtime = self.connection._server.runtime
+        runtime = self.connection.server.runtime
         if self.waiting:
             await self.read_body()  # a GET's body is read and ignored, as aiohttp does
         body = await api.list_models(runtime, exchange, self.authorization)
@@ -674,28 +673,16 @@ class ApiCall(Edge[int]):
         (a held-back answer) or the ``failure`` event (a stream), and the error is raised."""
         transport = self._live()
         handed = False
-        if (
-            delivery is not None
-            and not delivery.done
-            and not transport.get_write_buffer_size()  # earlier bytes still queued: keep order
-        ):
-            fd = duplicate(transport) if delivery.from_thread else -1
-            handed = delivery.hand_over(data, transport, fd)
+        if delivery is not None and can_hand_over(delivery, transport):
+            handed = hand_over(delivery, transport, data)
             self.answered = True
         try:
             await durable
         except BaseException as exc:
             self.answered = True
             self.ended = True
-            if not transport.is_closing():
-                if not isinstance(exc, BastionError):
-                    transport.abort()
-                elif self.streaming:
-                    transport.write(failure)
-                else:
-                    headers = {"x-request-id": self.request_id, **self._answer_headers}
-                    transport.write(not_billed(exc, headers))
-                    transport.close()
+            headers = {"x-request-id": self.request_id, **self._answer_headers}
+            unbilled(transport, exc, failure if self.streaming else None, headers)
             raise
         if not handed and not transport.is_closing():
             transport.write(data)  # the commit came first: the bytes go now it succeeded

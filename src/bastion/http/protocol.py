@@ -171,9 +171,7 @@ class GuardedRequestHandler(web_protocol.RequestHandler):
         self.force_close()  # the handler waiting for the body is cancelled
 
     def _refuse(self, reason: str) -> None:
-        if self._deadlines.metrics is not None:
-            self._deadlines.metrics.protocol_error(reason)
-        log.info("connection closed: %s", reason.replace("_", " "), extra={"peer": self._peer()})
+        refuse(self._deadlines.metrics, reason, self._peer())
 
     def _peer(self) -> str | None:
         peer = self.peername
@@ -212,6 +210,13 @@ class GuardedRequestHandler(web_protocol.RequestHandler):
         )
         response.force_close()
         return response
+
+
+def refuse(metrics: Metrics | None, reason: str, peer: str | None) -> None:
+    """A connection closed for a receipt deadline: counted and logged (without its bytes)."""
+    if metrics is not None:
+        metrics.protocol_error(reason)
+    log.info("connection closed: %s", reason.replace("_", " "), extra={"peer": peer})
 
 
 def _bad_request_text(exc: BaseException | None) -> str:

@@ -1,6 +1,7 @@
-"""Bytes both response writers put on a connection themselves: chunk framing, the 503 that
-replaces an answer whose charge could not be written, the descriptor the settlement writer
-sends from, and the ``Date`` header."""
+"""What both response writers (the API lane's and aiohttp's sink) put on a connection
+themselves: chunk framing, the ``Date`` header, and commit before completion's parts: the
+hand-over of an answer's last bytes to the settlement writer, and the 503 or failure event
+that replaces them when the charge cannot be written."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from bastion.core.delivery import Delivery
 from bastion.errors import BastionError
 from bastion.gateway.sink import NOT_BILLED
 
@@ -62,3 +64,37 @@ def duplicate(transport: Any) -> int:
         return os.dup(sock.fileno())
     except OSError:
         return -1
+
+
+def can_hand_over(delivery: Delivery, transport: Any) -> bool:
+    """The settlement writer can take this answer's last bytes: it has not finished with the
+    charge, and nothing queued on the connection would be overtaken."""
+    return (
+        not delivery.done
+        and not transport.is_closing()
+        and not transport.get_write_buffer_size()  # earlier bytes still queued: keep order
+    )
+
+
+def hand_over(delivery: Delivery, transport: Any, data: bytes) -> bool:
+    """Give ``data`` to the settlement writer, to leave right after the commit; False if
+    the writer had already finished (the caller sends after the charge's outcome)."""
+    fd = duplicate(transport) if delivery.from_thread else -1
+    return delivery.hand_over(data, transport, fd)
+
+
+def unbilled(
+    transport: Any, exc: BaseException, tail: bytes | None, headers: Mapping[str, str]
+) -> None:
+    """The charge could not be written: nothing of the answer leaves.  A stream ends with
+    ``tail`` (its framed failure event); a held-back answer becomes the 503 of
+    :func:`not_billed` and the connection closes; anything but a BastionError aborts."""
+    if transport is None or transport.is_closing():
+        return
+    if not isinstance(exc, BastionError):
+        transport.abort()
+    elif tail is not None:
+        transport.write(tail)
+    else:
+        transport.write(not_billed(exc, headers))
+        transport.close()

@@ -10,7 +10,7 @@ from aiohttp import web
 from bastion.core.delivery import Delivery
 from bastion.errors import BastionError
 from bastion.gateway.sink import ClientGoneError
-from bastion.http.raw import chunk, duplicate, not_billed
+from bastion.http.raw import can_hand_over, chunk, hand_over, unbilled
 
 
 class _Capture:
@@ -143,13 +143,7 @@ class AiohttpSink:
         rendered, when they cannot be handed over: the caller then waits and sends."""
         transport = self._request.transport
         protocol = self._request.protocol
-        if (
-            delivery is None
-            or delivery.done
-            or transport is None
-            or transport.is_closing()
-            or transport.get_write_buffer_size()  # earlier bytes still queued: keep order
-        ):
+        if delivery is None or transport is None or not can_hand_over(delivery, transport):
             render.close()
             return False
         capture = _Capture()
@@ -159,8 +153,7 @@ class AiohttpSink:
         finally:
             protocol.transport = transport
         data = b"".join(capture.parts)
-        fd = duplicate(transport) if delivery.from_thread else -1
-        handed = delivery.hand_over(data, transport, fd)
+        handed = hand_over(delivery, transport, data)
         await self._durable(durable, failure)
         if not handed and not transport.is_closing():
             transport.write(data)  # the commit came first: the bytes go now it succeeded
@@ -173,13 +166,7 @@ class AiohttpSink:
         try:
             await durable
         except BaseException as exc:
-            transport = self._request.transport
-            if transport is not None and not transport.is_closing():
-                if not isinstance(exc, BastionError):
-                    transport.abort()
-                elif self._stream is not None:
-                    transport.write(chunk(failure) + b"0\r\n\r\n")
-                else:
-                    transport.write(not_billed(exc, self.response.headers if self.response else {}))
-                    transport.close()
+            tail = None if self._stream is None else chunk(failure) + b"0\r\n\r\n"
+            headers = self.response.headers if self.response is not None else {}
+            unbilled(self._request.transport, exc, tail, headers)
             raise
