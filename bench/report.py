@@ -162,6 +162,37 @@ def generator_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def parts_table(results: dict[str, Any]) -> list[str]:
+    """Bastion's time at the fixed rate split by its access log, beside the stores alone."""
+    lines = [
+        "| target | requests | duration p50 / p99 (ms) | overhead p50 / p99 | admission p50 / "
+        "p99 | commit wait p50 / p99 | own work p50 / p99 | stores alone: PostgreSQL commit "
+        "p50 / p99 | stores alone: Redis round trip p50 / p99 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, outcome in results["targets"].items():
+        parts = _get(outcome, "latency", "gateway_log")
+        if not isinstance(parts, dict):
+            continue
+        probe = outcome.get("store_probe") or {}
+
+        def pair(summary: Any) -> str:
+            if not isinstance(summary, dict):
+                return "–"
+            return f"{_ms(summary.get('p50'))} / {_ms(summary.get('p99'))}"
+
+        lines.append(
+            f"| {outcome.get('label', name)} | {_num(_get(parts, 'duration_ms', 'count'))} | "
+            + " | ".join(
+                pair(parts.get(part))
+                for part in ("duration_ms", "overhead_ms", "admit_ms", "commit_ms", "own_ms")
+            )
+            + f" | {pair(probe.get('postgres_commit_ms'))} | "
+            f"{pair(probe.get('redis_round_trip_ms'))} |"
+        )
+    return lines if len(lines) > 2 else []
+
+
 def fd_trend(soak: dict[str, Any]) -> tuple[float | None, float | None]:
     """Median open fds in the soak's second quarter and in its last quarter.
 
@@ -376,6 +407,26 @@ def _bastion(info: dict[str, Any]) -> str:
     return f"{info.get('bastion_commit')} (working tree's src/ {info.get('bastion_tree')})"
 
 
+def _parts_section(results: dict[str, Any]) -> list[str]:
+    table = parts_table(results)
+    if not table:
+        return []
+    return [
+        "## Where Bastion's time goes at the fixed rate",
+        "",
+        *table,
+        "",
+        "From each Bastion's own access log over its fixed-rate phase (answered requests "
+        "after the warm-up): `overhead` is the time apart from the upstream; within it "
+        "`admission` (limits and hold; scaled out, a Redis round trip), `commit wait` (the "
+        "charge's group commit before the answer's last bytes; scaled out, PostgreSQL's "
+        "commit and its flush to disk) and `own work`, the rest. Stores alone: the same "
+        "services measured by `bench.storeprobe` right after, at the same rate, with nothing "
+        "else (a one-row autocommit INSERT; a PING over a raw socket).",
+        "",
+    ]
+
+
 def markdown(results: dict[str, Any], run_dir: Path) -> str:
     info = results["machine"]
     settings = results["settings"]
@@ -414,6 +465,7 @@ def markdown(results: dict[str, Any], run_dir: Path) -> str:
         "(direct's own values in parentheses). Streams for TTFB come from the simulator, paced; "
         "saturation streams come from nginx (a fixed 12-token SSE body).",
         "",
+        *_parts_section(results),
         "## Saturation in turns",
         "",
         *turns_table(results),

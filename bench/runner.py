@@ -28,6 +28,7 @@ from typing import Any
 
 from bastion.http.server import YOUNG_GC_THRESHOLD
 from bench import bastion_target, litellm_target, report, turns
+from bench.breakdown import breakdown, log_offset, read_lines
 from bench.procs import (
     CpuMeter,
     Proc,
@@ -48,6 +49,10 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
 RESULTS = ROOT / "bench" / "results"
 GATEWAY_CPU = "0"
+LOAD_WARMUP_S = 2.0
+"""The open-loop generator's warm-up before it counts (bench.load --warmup)."""
+STORE_PROBE_S = 10.0
+"""How long the stores are probed alone after Bastion scaled out's latency phase."""
 OTHER_CPU = "1"
 
 ALL_TARGETS = (
@@ -86,6 +91,8 @@ class Target:
     key: str = ""
     proc: Proc | None = None
     notes: list[str] = field(default_factory=list)
+    stores: tuple[str, str] | None = None
+    """Bastion scaled out: its PostgreSQL DSN and Redis HOST:PORT, for the store probe."""
 
 
 @dataclass
@@ -536,7 +543,8 @@ def _start_bastion(env: Env, name: str, port: int, api: str, cleanup: list[Any])
         if not env.args.no_access_log
         else "access log off"
     )
-    return Target(name, api, api, api, key=key, proc=proc, notes=notes)
+    stores = (database_url, "127.0.0.1:6379") if database_url else None
+    return Target(name, api, api, api, key=key, proc=proc, notes=notes, stores=stores)
 
 
 def _start_litellm(env: Env, name: str, port: int, api: str, cleanup: list[Any]) -> Target:
@@ -697,10 +705,19 @@ def measure(env: Env, target: Target, outcome: dict[str, Any]) -> None:
             f"({args.rate:g} req/s) for latency to mean anything"
         }
     else:
+        logged = target.proc is not None and target.name.startswith("bastion")
+        offset = log_offset(target.proc.log) if logged and target.proc else 0
+        since = time.time() + LOAD_WARMUP_S + 0.5  # (the generator's own start-up)
         outcome["latency"] = _open_loop(
             env, target, "latency", args.rate, args.latency_seconds, groups
         )
         _say("latency", outcome["latency"])
+        if logged and target.proc is not None:
+            parts = breakdown(read_lines(target.proc.log, offset), since)
+            outcome["latency"]["gateway_log"] = parts
+            _say_parts(parts)
+        if target.stores is not None:
+            outcome["store_probe"] = _store_probe(env, target.stores)
     outcome["paced"] = _open_loop(
         env, target, "paced", args.stream_rate, args.stream_seconds, groups, paced=True
     )
@@ -722,6 +739,56 @@ def _say(what: str, result: dict[str, Any]) -> None:
     )
 
 
+def _say_parts(parts: dict[str, Any]) -> None:
+    def pair(part: str) -> str:
+        summary = parts.get(part) or {}
+        return f"{summary.get('p50', float('nan')):.2f} / {summary.get('p99', float('nan')):.2f}"
+
+    print(
+        f"bench:    its access log, p50 / p99 ms: overhead {pair('overhead_ms')}, admission "
+        f"{pair('admit_ms')}, commit {pair('commit_ms')}, own {pair('own_ms')}",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _store_probe(env: Env, stores: tuple[str, str]) -> dict[str, Any]:
+    """PostgreSQL's commit and Redis's round trip alone, at the fixed rate (bench.storeprobe)."""
+    args = env.args
+    out = env.run_dir / "store-probe.json"
+    dsn, redis = stores
+    cmd = [
+        str(PYTHON),
+        "-m",
+        "bench.storeprobe",
+        "--dsn",
+        dsn,
+        "--redis",
+        redis,
+        "--rate",
+        f"{args.rate:g}",
+        "--seconds",
+        f"{STORE_PROBE_S:g}",
+        "--out",
+        str(out),
+    ]
+    proc = env.procs.start("store-probe", cmd, cpus=OTHER_CPU, cwd=ROOT)
+    proc.popen.wait()
+    env.procs.stop(proc)
+    if not out.exists():
+        return {"error": f"store probe failed: {proc.tail(5)}"}
+    result: dict[str, Any] = json.loads(out.read_text())
+    commit, trip = result["postgres_commit_ms"], result["redis_round_trip_ms"]
+    print(
+        f"bench:    stores alone at {args.rate:g}/s: PostgreSQL commit p50 "
+        f"{commit.get('p50', 0):.2f} / p99 {commit.get('p99', 0):.2f} ms, Redis round trip "
+        f"p50 {trip.get('p50', 0):.2f} / p99 {trip.get('p99', 0):.2f} ms",
+        file=sys.stderr,
+        flush=True,
+    )
+    return result
+
+
 def _load_command(
     target: Target,
     out: Path,
@@ -732,7 +799,7 @@ def _load_command(
     url: str,
     stream_body: Path | None = None,
     stream_every: int = 0,
-    warmup: float = 2.0,
+    warmup: float = LOAD_WARMUP_S,
 ) -> list[str]:
     cmd = [
         str(PYTHON),

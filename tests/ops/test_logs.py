@@ -66,9 +66,13 @@ async def test_one_line_per_request_with_ids_timings_usage_and_cost(
         assert record["method"] == "POST"
         assert record["path"] == "/v1/chat/completions"
         assert record["status"] == 200
-        for timing in ("duration_ms", "ttfb_ms", "upstream_ms", "overhead_ms"):
+        timings = ("duration_ms", "ttfb_ms", "upstream_ms", "overhead_ms", "admit_ms", "commit_ms")
+        for timing in timings:
             assert isinstance(record[timing], float), timing
         assert record["upstream_ms"] <= record["duration_ms"]  # type: ignore[operator]
+        # admission and the commit's wait are parts of the overhead (each rounded to 1 µs)
+        parts = record["admit_ms"] + record["commit_ms"]  # type: ignore[operator]
+        assert parts <= record["overhead_ms"] + 0.002  # type: ignore[operator]
         assert record["cost_micros"] > 0  # type: ignore[operator]
         usage = record["usage"]
         assert isinstance(usage, dict)

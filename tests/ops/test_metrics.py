@@ -92,6 +92,11 @@ async def test_metrics_count_what_clients_saw(stack: Stack) -> None:
     forwarded = seen["chat", 200]
     assert metrics.value("bastion_upstream_duration_seconds_count", endpoint="chat") == forwarded
     assert metrics.value("bastion_gateway_overhead_seconds_count", endpoint="chat") == forwarded
+    # admission timed for the admitted and for the 429 and 402 it refused; every charge's commit
+    assert metrics.value("bastion_admission_duration_seconds_count", endpoint="chat") == (
+        forwarded + 2
+    )
+    assert metrics.value("bastion_charge_commit_seconds_count", endpoint="chat") == forwarded
     assert metrics.value("bastion_request_duration_seconds_count", endpoint="chat") == sum(
         n for (endpoint, _), n in seen.items() if endpoint == "chat"
     )

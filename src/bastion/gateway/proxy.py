@@ -69,6 +69,20 @@ class Outcome:
     usage_json: str | None = None
 
 
+class _Committed:
+    """A charge's done-callback: how long the request waited for its group commit (from
+    the charge's enqueueing to its durability), as its log line's ``commit_ms``."""
+
+    __slots__ = ("info", "started")
+
+    def __init__(self, info: dict[str, object]) -> None:
+        self.info = info
+        self.started = time.perf_counter()
+
+    def __call__(self, _charge: asyncio.Future[int | None]) -> None:
+        self.info["commit_ms"] = round((time.perf_counter() - self.started) * 1000, 3)
+
+
 class Gateway:
     def __init__(
         self,
@@ -107,10 +121,19 @@ class Gateway:
     # -- lifecycle helpers shared by every endpoint ---------------------------------------
 
     async def admit(
-        self, request_id: str, principal: Principal, model: Model, hold_usage: Usage
+        self, exchange: Exchange, principal: Principal, model: Model, hold_usage: Usage
     ) -> Ticket:
+        """Admit the request (limits, then the hold of ``hold_usage`` at ``model``'s prices);
+        the time it took is its log line's ``admit_ms`` (the limiter store's round trip,
+        scaled out)."""
         hold = price_usage(hold_usage, model.price)
-        return await self.admission.admit(request_id, principal, self.tier_of(principal), hold)
+        started = time.perf_counter()
+        try:
+            return await self.admission.admit(
+                exchange.request_id, principal, self.tier_of(principal), hold
+            )
+        finally:
+            exchange.info["admit_ms"] = round((time.perf_counter() - started) * 1000, 3)
 
     async def report_rate(self, exchange: Exchange, principal: Principal) -> None:
         """Rate-limit state for an authenticated request refused before its admission (a
@@ -144,7 +167,7 @@ class Gateway:
         outcome.usage_data = usage.as_dict()
         outcome.usage_json = usage_text(outcome.usage_data)
         outcome.charged = True
-        outcome.cost, outcome.charge = self.settler.charge(
+        cost, charge = self.settler.charge(
             outcome.ticket,
             outcome.model,
             outcome.endpoint.value,
@@ -152,6 +175,10 @@ class Gateway:
             outcome.usage_json,
             delivery,
         )
+        outcome.cost, outcome.charge = cost, charge
+        if charge is not None and outcome.exchange is not None:
+            # the answer's wait for its charge's group commit: the log line's commit_ms
+            charge.add_done_callback(_Committed(outcome.exchange.info))
 
     async def answer(
         self,
@@ -255,7 +282,7 @@ class Gateway:
         estimate = worst_case(
             endpoint, payload, len(body), model, bytes_per_token=self._bytes_per_token
         )
-        ticket = await self.admit(exchange.request_id, principal, model, estimate)
+        ticket = await self.admit(exchange, principal, model, estimate)
         headers = exchange.headers
         headers.update(ticket.headers)
         outcome = Outcome(ticket, model, endpoint, now_ms(), exchange=exchange)

@@ -63,7 +63,7 @@ async def handle_transcription(
             f"Could not read the duration of the uploaded audio; supported formats: {SUPPORTED}."
         )
     usage = Usage(audio_ms=measured, source="gateway")
-    ticket = await gateway.admit(exchange.request_id, principal, model, usage)
+    ticket = await gateway.admit(exchange, principal, model, usage)
     exchange.headers.update(ticket.headers)
     outcome = Outcome(ticket, model, Endpoint.TRANSCRIPTIONS, now_ms(), exchange=exchange)
 

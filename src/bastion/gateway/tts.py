@@ -150,7 +150,7 @@ async def handle_tts(
     assert model is not None  # languages_for listed only languages with a model
     exchange.info["model"] = model.id
     usage = Usage(characters=len(request.text), source="gateway")
-    ticket = await gateway.admit(exchange.request_id, principal, model, usage)
+    ticket = await gateway.admit(exchange, principal, model, usage)
     exchange.headers.update(ticket.headers)
     outcome = Outcome(ticket, model, Endpoint.TTS, now_ms(), exchange=exchange)
     try:

@@ -145,8 +145,16 @@ def _record(
     upstream_ms = info.get("upstream_ms")
     upstream_s = upstream_ms / 1000 if isinstance(upstream_ms, float) else None
     model = info.get("model")
+    admit_ms, commit_ms = info.get("admit_ms"), info.get("commit_ms")
     metrics.request_done(
-        endpoint, model if isinstance(model, str) else "", status, total_s, ttfb_s, upstream_s
+        endpoint,
+        model if isinstance(model, str) else "",
+        status,
+        total_s,
+        ttfb_s,
+        upstream_s,
+        admit_ms / 1000 if isinstance(admit_ms, float) else None,
+        commit_ms / 1000 if isinstance(commit_ms, float) else None,
     )
     code = info.get("error")
     if isinstance(code, str):

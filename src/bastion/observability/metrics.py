@@ -131,6 +131,20 @@ class Metrics:
             "endpoint",
             OVERHEAD_BUCKETS,
         )
+        self.admission = LoopHistogram(
+            "bastion_admission_duration_seconds",
+            "Time an admitted request spent in admission: limits and hold (scaled out, the "
+            "limiter store's round trip).",
+            "endpoint",
+            OVERHEAD_BUCKETS,
+        )
+        self.commit = LoopHistogram(
+            "bastion_charge_commit_seconds",
+            "Time a charged request waited for its charge to be durable (the group commit to "
+            "the store of record) before its last bytes left.",
+            "endpoint",
+            OVERHEAD_BUCKETS,
+        )
         self.usage = LoopCounter(
             "bastion_usage",
             "Billed usage by model and unit (input_tokens, output_tokens, characters, images, "
@@ -145,7 +159,14 @@ class Metrics:
         registry.register(
             _LoopCollector(
                 [self.requests, self.errors, self.usage, self.charged],
-                [self.duration, self.ttfb, self.upstream, self.overhead],
+                [
+                    self.duration,
+                    self.ttfb,
+                    self.upstream,
+                    self.overhead,
+                    self.admission,
+                    self.commit,
+                ],
             )
         )
         self.active = 0
@@ -186,7 +207,7 @@ class Metrics:
         info.labels(__version__).set(1)
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
-        self._timings: dict[str, tuple[_Series, _Series, _Series, _Series]] = {}
+        self._timings: dict[str, tuple[_Series, _Series, _Series, _Series, _Series, _Series]] = {}
         self._streams: dict[str, Any] = {}
         self._refusals = {
             reason: self.refusals.labels(reason)
@@ -209,6 +230,8 @@ class Metrics:
         total_s: float,
         ttfb_s: float | None,
         upstream_s: float | None,
+        admit_s: float | None = None,
+        commit_s: float | None = None,
     ) -> None:
         self.requests.inc((endpoint, model, status))
         timings = self._timings.get(endpoint)
@@ -218,14 +241,20 @@ class Metrics:
                 self.ttfb.series(endpoint),
                 self.upstream.series(endpoint),
                 self.overhead.series(endpoint),
+                self.admission.series(endpoint),
+                self.commit.series(endpoint),
             )
-        duration, ttfb, upstream, overhead = timings
+        duration, ttfb, upstream, overhead, admission, commit = timings
         duration.observe(total_s)
         if ttfb_s is not None:
             ttfb.observe(ttfb_s)
         if upstream_s is not None:
             upstream.observe(upstream_s)
             overhead.observe(max(0.0, total_s - upstream_s))
+        if admit_s is not None:
+            admission.observe(admit_s)
+        if commit_s is not None:
+            commit.observe(commit_s)
 
     def error(self, status: int, code: str) -> None:
         self.errors.inc((status, code))
