@@ -162,6 +162,13 @@ def generator_table(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+def p50_p99(summary: Any) -> str:
+    """A summary's ``p50 / p99`` in ms (``–`` where it has none)."""
+    if not isinstance(summary, dict):
+        return "–"
+    return f"{_ms(summary.get('p50'))} / {_ms(summary.get('p99'))}"
+
+
 def parts_table(results: dict[str, Any]) -> list[str]:
     """Bastion's time at the fixed rate split by its access log, beside the stores alone."""
     lines = [
@@ -175,20 +182,14 @@ def parts_table(results: dict[str, Any]) -> list[str]:
         if not isinstance(parts, dict):
             continue
         probe = outcome.get("store_probe") or {}
-
-        def pair(summary: Any) -> str:
-            if not isinstance(summary, dict):
-                return "–"
-            return f"{_ms(summary.get('p50'))} / {_ms(summary.get('p99'))}"
-
         lines.append(
             f"| {outcome.get('label', name)} | {_num(_get(parts, 'duration_ms', 'count'))} | "
             + " | ".join(
-                pair(parts.get(part))
+                p50_p99(parts.get(part))
                 for part in ("duration_ms", "overhead_ms", "admit_ms", "commit_ms", "own_ms")
             )
-            + f" | {pair(probe.get('postgres_commit_ms'))} | "
-            f"{pair(probe.get('redis_round_trip_ms'))} |"
+            + f" | {p50_p99(probe.get('postgres_commit_ms'))} | "
+            f"{p50_p99(probe.get('redis_round_trip_ms'))} |"
         )
     return lines if len(lines) > 2 else []
 

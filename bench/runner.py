@@ -49,6 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
 RESULTS = ROOT / "bench" / "results"
 GATEWAY_CPU = "0"
+REDIS_ADDRESS = "127.0.0.1:6379"
+"""The machine's Redis: Bastion scaled out's and LiteLLM's databases, and the store probe."""
 LOAD_WARMUP_S = 2.0
 """The open-loop generator's warm-up before it counts (bench.load --warmup)."""
 STORE_PROBE_S = 10.0
@@ -498,7 +500,7 @@ def _start_bastion(env: Env, name: str, port: int, api: str, cleanup: list[Any])
             )
         cleanup.append(lambda: _psql(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         database_url = f"postgresql://postgres@127.0.0.1:5432/{database}"
-        redis_url = f"redis://127.0.0.1:6379/{env.args.redis_db}"
+        redis_url = f"redis://{REDIS_ADDRESS}/{env.args.redis_db}"
         _flush_redis(env.args.redis_db)
         cleanup.append(lambda: _flush_redis(env.args.redis_db))
         notes.append("PostgreSQL and Redis are the machine's shared services, not pinned to a core")
@@ -543,7 +545,7 @@ def _start_bastion(env: Env, name: str, port: int, api: str, cleanup: list[Any])
         if not env.args.no_access_log
         else "access log off"
     )
-    stores = (database_url, "127.0.0.1:6379") if database_url else None
+    stores = (database_url, REDIS_ADDRESS) if database_url else None
     return Target(name, api, api, api, key=key, proc=proc, notes=notes, stores=stores)
 
 
@@ -553,7 +555,7 @@ def _start_litellm(env: Env, name: str, port: int, api: str, cleanup: list[Any])
     # a database of its own: in turns it starts beside Bastion scaled out, whose db it would
     # otherwise flush
     db = env.args.redis_db + 1
-    redis_url = f"redis://127.0.0.1:6379/{db}"
+    redis_url = f"redis://{REDIS_ADDRESS}/{db}"
     if per_key:
         _flush_redis(db)
         cleanup.append(lambda: _flush_redis(db))
@@ -705,15 +707,15 @@ def measure(env: Env, target: Target, outcome: dict[str, Any]) -> None:
             f"({args.rate:g} req/s) for latency to mean anything"
         }
     else:
-        logged = target.proc is not None and target.name.startswith("bastion")
-        offset = log_offset(target.proc.log) if logged and target.proc else 0
+        log = target.proc.log if target.proc and target.name.startswith("bastion") else None
+        offset = log_offset(log) if log else 0
         since = time.time() + LOAD_WARMUP_S + 0.5  # (the generator's own start-up)
         outcome["latency"] = _open_loop(
             env, target, "latency", args.rate, args.latency_seconds, groups
         )
         _say("latency", outcome["latency"])
-        if logged and target.proc is not None:
-            parts = breakdown(read_lines(target.proc.log, offset), since)
+        if log is not None:
+            parts = breakdown(read_lines(log, offset), since)
             outcome["latency"]["gateway_log"] = parts
             _say_parts(parts)
         if target.stores is not None:
@@ -740,13 +742,13 @@ def _say(what: str, result: dict[str, Any]) -> None:
 
 
 def _say_parts(parts: dict[str, Any]) -> None:
-    def pair(part: str) -> str:
-        summary = parts.get(part) or {}
-        return f"{summary.get('p50', float('nan')):.2f} / {summary.get('p99', float('nan')):.2f}"
-
+    overhead, admit, commit, own = (
+        report.p50_p99(parts.get(part))
+        for part in ("overhead_ms", "admit_ms", "commit_ms", "own_ms")
+    )
     print(
-        f"bench:    its access log, p50 / p99 ms: overhead {pair('overhead_ms')}, admission "
-        f"{pair('admit_ms')}, commit {pair('commit_ms')}, own {pair('own_ms')}",
+        f"bench:    its access log, p50 / p99 ms: overhead {overhead}, admission {admit}, "
+        f"commit {commit}, own {own}",
         file=sys.stderr,
         flush=True,
     )
@@ -778,11 +780,10 @@ def _store_probe(env: Env, stores: tuple[str, str]) -> dict[str, Any]:
     if not out.exists():
         return {"error": f"store probe failed: {proc.tail(5)}"}
     result: dict[str, Any] = json.loads(out.read_text())
-    commit, trip = result["postgres_commit_ms"], result["redis_round_trip_ms"]
     print(
-        f"bench:    stores alone at {args.rate:g}/s: PostgreSQL commit p50 "
-        f"{commit.get('p50', 0):.2f} / p99 {commit.get('p99', 0):.2f} ms, Redis round trip "
-        f"p50 {trip.get('p50', 0):.2f} / p99 {trip.get('p99', 0):.2f} ms",
+        f"bench:    stores alone at {args.rate:g}/s, p50 / p99 ms: PostgreSQL commit "
+        f"{report.p50_p99(result.get('postgres_commit_ms'))}, Redis round trip "
+        f"{report.p50_p99(result.get('redis_round_trip_ms'))}",
         file=sys.stderr,
         flush=True,
     )

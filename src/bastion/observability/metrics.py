@@ -133,8 +133,8 @@ class Metrics:
         )
         self.admission = LoopHistogram(
             "bastion_admission_duration_seconds",
-            "Time an admitted request spent in admission: limits and hold (scaled out, the "
-            "limiter store's round trip).",
+            "Time a request spent in admission, admitted or refused there: limits and hold "
+            "(scaled out, the limiter store's round trip).",
             "endpoint",
             OVERHEAD_BUCKETS,
         )
@@ -207,7 +207,7 @@ class Metrics:
         info.labels(__version__).set(1)
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
-        self._timings: dict[str, tuple[_Series, _Series, _Series, _Series, _Series, _Series]] = {}
+        self._timings: dict[str, tuple[_Series, ...]] = {}
         self._streams: dict[str, Any] = {}
         self._refusals = {
             reason: self.refusals.labels(reason)
