@@ -174,8 +174,9 @@ def parts_table(results: dict[str, Any]) -> list[str]:
     lines = [
         "| target | requests | duration p50 / p99 (ms) | overhead p50 / p99 | admission p50 / "
         "p99 | commit wait p50 / p99 | own work p50 / p99 | stores alone: PostgreSQL commit "
-        "p50 / p99 | stores alone: Redis round trip p50 / p99 |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "p50 / p99 | stores alone: settlement batch p50 / p99 | stores alone: Redis round trip "
+        "p50 / p99 |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, outcome in results["targets"].items():
         parts = _get(outcome, "latency", "gateway_log")
@@ -189,6 +190,7 @@ def parts_table(results: dict[str, Any]) -> list[str]:
                 for part in ("duration_ms", "overhead_ms", "admit_ms", "commit_ms", "own_ms")
             )
             + f" | {p50_p99(probe.get('postgres_commit_ms'))} | "
+            f"{p50_p99(probe.get('settlement_ms'))} | "
             f"{p50_p99(probe.get('redis_round_trip_ms'))} |"
         )
     return lines if len(lines) > 2 else []
@@ -423,7 +425,8 @@ def _parts_section(results: dict[str, Any]) -> list[str]:
         "charge's group commit before the answer's last bytes; scaled out, PostgreSQL's "
         "commit and its flush to disk) and `own work`, the rest. Stores alone: the same "
         "services measured by `bench.storeprobe` right after, at the same rate, with nothing "
-        "else (a one-row autocommit INSERT; a PING over a raw socket).",
+        "else (a one-row autocommit INSERT; Bastion's settlement batch, `bastion_settle` with "
+        "one charge and one usage row; a PING over a raw socket).",
         "",
     ]
 

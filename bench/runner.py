@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bastion.http.server import YOUNG_GC_THRESHOLD
-from bench import bastion_target, litellm_target, report, turns
+from bench import bastion_target, litellm_target, report, stores, turns
 from bench.breakdown import breakdown, log_offset, read_lines
 from bench.procs import (
     CpuMeter,
@@ -183,6 +183,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "before it is made; it goes first on PYTHONPATH)",
     )
     parser.add_argument(
+        "--stores-cpu",
+        choices=("shared", "other"),
+        default="shared",
+        help="PostgreSQL and Redis: left where the machine runs them (shared), or pinned to "
+        "the load's core for the run and put back after (other; root only)",
+    )
+    parser.add_argument(
         "--nice",
         type=int,
         default=10,
@@ -239,10 +246,20 @@ def main(argv: list[str] | None = None) -> int:
     run_dir = RESULTS / "raw" / stamp
     run_dir.mkdir(parents=True, exist_ok=True)
     procs = Processes(run_dir / "logs")
+    restore_stores = None
     try:
+        if args.stores_cpu == "other":
+            if cores() < 2 or os.geteuid() != 0:
+                raise SystemExit("bench: --stores-cpu other needs two cores and root")
+            try:
+                restore_stores = stores.pin(int(OTHER_CPU))
+            except (LookupError, OSError) as exc:
+                raise SystemExit(f"bench: --stores-cpu other: {exc}") from None
         return _run(args, run_dir, procs)
     finally:
         procs.stop_all()
+        if restore_stores is not None:
+            restore_stores()
 
 
 def _interrupted(signum: int, _frame: object) -> None:
@@ -503,7 +520,12 @@ def _start_bastion(env: Env, name: str, port: int, api: str, cleanup: list[Any])
         redis_url = f"redis://{REDIS_ADDRESS}/{env.args.redis_db}"
         _flush_redis(env.args.redis_db)
         cleanup.append(lambda: _flush_redis(env.args.redis_db))
-        notes.append("PostgreSQL and Redis are the machine's shared services, not pinned to a core")
+        notes.append(
+            "PostgreSQL and Redis are the machine's shared services, pinned to core "
+            f"{OTHER_CPU} with the load for the run (`--stores-cpu other`)"
+            if env.args.stores_cpu == "other"
+            else "PostgreSQL and Redis are the machine's shared services, not pinned to a core"
+        )
     setup = bastion_target.setup(
         workdir,
         env.nginx_port,
@@ -782,7 +804,8 @@ def _store_probe(env: Env, stores: tuple[str, str]) -> dict[str, Any]:
     result: dict[str, Any] = json.loads(out.read_text())
     print(
         f"bench:    stores alone at {args.rate:g}/s, p50 / p99 ms: PostgreSQL commit "
-        f"{report.p50_p99(result.get('postgres_commit_ms'))}, Redis round trip "
+        f"{report.p50_p99(result.get('postgres_commit_ms'))}, settlement batch "
+        f"{report.p50_p99(result.get('settlement_ms'))}, Redis round trip "
         f"{report.p50_p99(result.get('redis_round_trip_ms'))}",
         file=sys.stderr,
         flush=True,

@@ -53,7 +53,10 @@ def test_the_table_sets_each_bastion_beside_its_stores_alone() -> None:
             "bastion-scaled": {
                 "label": "Bastion scaled out",
                 "latency": {"gateway_log": {"duration_ms": summary, "commit_ms": summary}},
-                "store_probe": {"postgres_commit_ms": summary},
+                "store_probe": {
+                    "postgres_commit_ms": summary,
+                    "settlement_ms": {"count": 2000.0, "p50": 0.8, "p99": 1.9},
+                },
             },
         }
     }
@@ -63,5 +66,6 @@ def test_the_table_sets_each_bastion_beside_its_stores_alone() -> None:
     assert cells[:3] == ["Bastion scaled out", "5,800", "1.00 / 3.25"]
     assert cells[3] == "–"  # no overhead figure in this run
     assert cells[7] == "1.00 / 3.25"
-    assert cells[8] == "–"
+    assert cells[8] == "0.80 / 1.90"
+    assert cells[9] == "–"  # no Redis figure
     assert parts_table({"targets": {"floor": {}}}) == []

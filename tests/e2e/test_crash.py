@@ -23,7 +23,8 @@ from typing import Any
 import openai
 import pytest
 
-from tests.support.processes import Processes, bastion, free_port
+from tests.support.ports import free_port
+from tests.support.processes import Processes, bastion
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

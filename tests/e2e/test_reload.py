@@ -11,7 +11,8 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.support.processes import EXAMPLE, Processes, bastion, free_port
+from tests.support.ports import free_port
+from tests.support.processes import EXAMPLE, Processes, bastion
 from tests.support.services import REDIS, worker_number
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

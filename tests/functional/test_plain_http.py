@@ -12,8 +12,9 @@ import aiohttp
 import openai
 import pytest
 
-from tests.support.conformance import Reply, free_port
+from tests.support.conformance import Reply
 from tests.support.harness import Stack
+from tests.support.ports import free_port
 from tests.support.tls import client_context, self_signed
 
 MSG = [{"role": "user", "content": "hi"}]

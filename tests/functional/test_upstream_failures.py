@@ -17,7 +17,6 @@ from tests.support.conformance import (
     assert_error,
     call,
     charges,
-    free_port,
     holds_released,
     journal_for,
     sse_data,
@@ -25,6 +24,7 @@ from tests.support.conformance import (
     wav_bytes,
 )
 from tests.support.harness import Stack, start_simulator
+from tests.support.ports import free_port
 
 MSG = [{"role": "user", "content": "hi"}]
 ODD_KINDS = ("redirect", "bad-json", "not-object", "teapot", "empty-stream", "cut-stream")

@@ -18,7 +18,7 @@ from bastion.cli.audit import parse_when
 from bastion.cli.main import cli
 from tests.dashboard.support import Browserless
 from tests.support.harness import EXAMPLE, Stack
-from tests.support.processes import free_port
+from tests.support.ports import free_port
 
 PASSWORD = "a long operator passphrase"
 

@@ -12,7 +12,7 @@ from bastion.http.routes import health
 from bastion.storage.redis import admission as redis_store
 from tests.ops.conftest import ADMIN, call
 from tests.support.harness import Stack
-from tests.support.processes import free_port
+from tests.support.ports import free_port
 from tests.support.services import redis_prefix, redis_url
 
 

@@ -26,7 +26,8 @@ from bastion.simulator import SimulatorOptions
 from tests.dashboard.support import Browserless
 from tests.ops.conftest import announced
 from tests.support.harness import start_simulator
-from tests.support.processes import EXAMPLE, Processes, free_port
+from tests.support.ports import free_port
+from tests.support.processes import EXAMPLE, Processes
 
 pytestmark = [pytest.mark.e2e]
 

@@ -21,7 +21,8 @@ from bastion.admin.keys import KeyAdmin
 from bastion.core.money import parse_usd
 from bastion.settings import Settings, load_settings
 from bastion.storage.sql.database import Database
-from tests.support.processes import EXAMPLE, Processes, bastion, environment, free_port
+from tests.support.ports import free_port
+from tests.support.processes import EXAMPLE, Processes, bastion, environment
 
 
 @dataclass

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import socket
 import struct
 import wave
 from collections.abc import Awaitable, Callable
@@ -119,13 +118,6 @@ def transcription_form(audio: bytes, **fields: str) -> aiohttp.FormData:
         form.add_field(name, value)
     form.add_field("file", audio, filename="audio.wav", content_type="audio/wav")
     return form
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], attempts: int = 200) -> bool:

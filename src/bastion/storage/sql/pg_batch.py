@@ -59,7 +59,7 @@ class PgBatchWriter:
         conn = await self._connection()
         try:
             rows = await conn.fetch(
-                SETTLE, _charges_json(charges), _logs_json(logs), timeout=self._timeout
+                SETTLE, charges_json(charges), logs_json(logs), timeout=self._timeout
             )
         except (asyncpg.UniqueViolationError, asyncpg.ForeignKeyViolationError) as exc:
             raise DuplicateChargeError() from exc
@@ -102,7 +102,7 @@ class PgBatchWriter:
             conn.terminate()  # no goodbye over a link that may be dead
 
 
-def _charges_json(charges: list[Charge]) -> str:
+def charges_json(charges: list[Charge]) -> str:
     return orjson.dumps(
         [
             {
@@ -122,7 +122,7 @@ def _charges_json(charges: list[Charge]) -> str:
     ).decode()
 
 
-def _logs_json(logs: list[RequestLogEntry]) -> str:
+def logs_json(logs: list[RequestLogEntry]) -> str:
     return orjson.dumps(
         [
             {
