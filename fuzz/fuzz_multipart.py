@@ -18,10 +18,12 @@ with atheris.instrument_imports(include=["bastion"]):
 
     from bastion.errors import InvalidRequestError, RequestTooLargeError
     from bastion.http.routes.audio import read_upload
+    from bastion.observability.logging import ignore_client_warnings
 
 from common import main
 
 FILE_LIMIT = 4096
+ignore_client_warnings()  # as the configured gateway does: a line per malformed part otherwise
 LOOP = asyncio.new_event_loop()
 
 

@@ -176,3 +176,26 @@ async def test_transcription_response_formats_raw(stack: Stack) -> None:
     assert results["text"][0].startswith("text/plain")
     assert results["verbose_json"][0].startswith("application/json")
     assert set(orjson.loads(results["json"][1])) >= {"text", "language"}
+
+
+async def test_a_form_of_too_many_fields_is_refused(stack: Stack) -> None:
+    """Tiny parts cost the client a few bytes each and the gateway a string each: past the
+    cap the upload is a 400, nothing reached the upstream and nothing is held."""
+    from bastion.http.routes.audio import FIELD_COUNT_LIMIT
+
+    account_id, key = await stack.account_and_key()
+    parts = [
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="x{n}"\r\n\r\n\r\n'
+        for n in range(FIELD_COUNT_LIMIT + 1)
+    ]
+    body = "".join(parts).encode() + _head({"model": "whisper-large-v3"}) + wav_bytes(0.1) + TAIL
+    reply = await call(stack, "POST", PATH, key=key, data=body, headers=_headers(key))
+    error = assert_error(reply, 400, "invalid_request")
+    assert str(FIELD_COUNT_LIMIT) in error["message"]
+    assert await journal_for(stack, PATH) == []
+    assert await stack.runtime.admission_store.open_holds(account_id) == 0
+    # at the cap the form is still taken
+    body = "".join(parts[: FIELD_COUNT_LIMIT - 1]).encode()
+    body += _head({"model": "whisper-large-v3"}) + wav_bytes(0.1) + TAIL
+    reply = await call(stack, "POST", PATH, key=key, data=body, headers=_headers(key))
+    assert reply.status == 200, reply.body

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import warnings
 from collections.abc import Iterator
 
 import orjson
@@ -138,3 +139,35 @@ async def test_the_access_line_fast_path_writes_what_logging_would() -> None:
     assert fast.pop("ts")[:4] == ordinary.pop("ts")[:4]
     assert fast == ordinary
     assert fast["path"] == "/v1/x qbt_[redacted]"
+
+
+def test_malformed_multipart_headers_leave_no_line_and_no_memory() -> None:
+    """aiohttp warns once per distinct malformed part header, keeping each in a registry:
+    a client's crafted upload would grow stderr and memory without bound.  The configured
+    process ignores those warnings."""
+    import aiohttp.multipart
+    from aiohttp.multipart import parse_content_disposition
+
+    from bastion.observability import logging as bastion_logging
+    from bastion.settings.model import LogSettings
+
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    saved_fast = bastion_logging._fast
+    registry = vars(aiohttp.multipart).setdefault("__warningregistry__", {})
+    try:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("default")
+            parse_content_disposition('form-data; before"')
+            assert len(seen) == 1  # what an unconfigured process does
+            before = len(registry)
+            bastion_logging.configure(LogSettings(level="INFO", format="json"), io.StringIO())
+            for n in range(200):
+                assert parse_content_disposition(f'form-data; n{n}"') == (None, {})
+                parse_content_disposition(f"form-data; name*=bad'{n}")
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        bastion_logging._fast = saved_fast
+    assert len(seen) == 1
+    assert len(registry) <= before

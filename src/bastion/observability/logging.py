@@ -14,9 +14,11 @@ import logging
 import re
 import sys
 import time
+import warnings
 from typing import Any
 
 import orjson
+from aiohttp import BadContentDispositionHeader, BadContentDispositionParam
 
 from bastion.settings import LogSettings
 
@@ -251,8 +253,18 @@ def info_line(logger: logging.Logger, msg: str, fields: dict[str, Any]) -> None:
     handler.emit_line(line + handler.terminator)
 
 
+def ignore_client_warnings() -> None:
+    """aiohttp warns once per distinct malformed multipart ``Content-Disposition`` a client
+    sends: the client's text in a line on stderr and an entry in a registry that never
+    shrinks, so one upload of many crafted parts grew both without bound.  The header is read
+    as absent either way and the request answered; the warning tells the operator nothing."""
+    for category in (BadContentDispositionHeader, BadContentDispositionParam):
+        warnings.filterwarnings("ignore", category=category)
+
+
 def configure(settings: LogSettings, stream: Any = None) -> None:
     global _fast
+    ignore_client_warnings()
     handler = BufferedStreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if settings.format == "json" else TextFormatter())
     _fast = handler if settings.format == "json" else None

@@ -20,6 +20,9 @@ from bastion.http.keys import EXCHANGE, RUNTIME
 from bastion.http.sink import AiohttpSink
 
 FIELD_LIMIT = 64 * 1024
+# OpenAI's transcription form has about ten fields (a few repeated as ``name[]``); without a
+# cap, one upload of millions of empty parts held that many strings in memory.
+FIELD_COUNT_LIMIT = 100
 FORM_OVERHEAD = 1024 * 1024
 SPOOL_IN_MEMORY = 1024 * 1024
 CHUNK = 64 * 1024
@@ -53,6 +56,10 @@ async def read_upload(request: web.Request, file_limit: int) -> Upload:
                         raise too_large(file_limit)
                     upload.file.write(chunk)
             else:
+                if len(upload.fields) >= FIELD_COUNT_LIMIT:
+                    raise InvalidRequestError(
+                        f"The form has more than {FIELD_COUNT_LIMIT} fields besides 'file'."
+                    )
                 data = b""
                 while chunk := await part.read_chunk(CHUNK):
                     data += chunk
