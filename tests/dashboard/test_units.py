@@ -118,6 +118,28 @@ def test_amounts(text: str, micros: int | None) -> None:
     assert parse_threshold(text) == micros
 
 
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("ten", "Enter an amount in USD, like 25 or 12.50, or leave it empty."),
+        ("-$5", "Enter an amount in USD, like 25 or 12.50, or leave it empty."),
+        ("0.0000001", "Enter an amount in USD, like 25 or 12.50, or leave it empty."),
+        ("$0", "Enter more than $0, or leave it empty for no cap."),
+        ("1,000,000,001", "Enter at most $1,000,000,000."),  # said "more than $0" once
+    ],
+)
+def test_a_bad_amount_is_named_for_what_is_wrong(text: str, message: str) -> None:
+    with pytest.raises(FormError) as refused:
+        parse_cap(text)
+    assert refused.value.errors == {"monthly_spend_cap": message}
+    assert parse_cap("1,000,000,000") == 10**15
+    with pytest.raises(FormError) as refused:
+        parse_threshold("0")
+    assert refused.value.errors == {
+        "threshold": "Enter more than $0, or leave it empty to turn alerts off."
+    }
+
+
 def test_client_address_behind_trusted_proxies() -> None:
     from aiohttp.test_utils import make_mocked_request
 

@@ -331,8 +331,8 @@ class Gateway:
         headers: dict[str, str],
     ) -> None:
         endpoint, model = outcome.endpoint, outcome.model
-        deadline = Deadline.after(self._total_timeout(model))
-        deployment, reply = await self._send(
+        deadline = Deadline.after(self.total_timeout(model))
+        deployment, reply = await self.send_upstream(
             model, endpoint, self._body_for(body, payload, name, False), deadline, JSON_TYPES
         )
         try:
@@ -374,8 +374,8 @@ class Gateway:
     ) -> None:
         endpoint, model = outcome.endpoint, outcome.model
         ask_usage = endpoint is not Endpoint.RESPONSES
-        deadline = Deadline.after(self._total_timeout(model))
-        deployment, reply = await self._send(
+        deadline = Deadline.after(self.total_timeout(model))
+        deployment, reply = await self.send_upstream(
             model, endpoint, self._body_for(body, payload, name, ask_usage), deadline, STREAM_TYPES
         )
         upstream = self.forwarder.upstream(deployment.upstream).settings
@@ -467,7 +467,7 @@ class Gateway:
             closed()
             reply.close()
 
-    async def _send(
+    async def send_upstream(
         self,
         model: Model,
         endpoint: Endpoint,
@@ -475,6 +475,8 @@ class Gateway:
         deadline: Deadline,
         accept: frozenset[str],
     ) -> tuple[Deployment, UpstreamReply]:
+        """The answer of one of ``model``'s deployments (the forwarder fails over before the
+        first byte); a failed attempt or an HTTP error status becomes :class:`UpstreamError`."""
         try:
             deployment, reply = await self.forwarder.send(
                 model, endpoint.path, build, deadline, accept
@@ -497,7 +499,8 @@ class Gateway:
             )
         return deployment, reply
 
-    def _total_timeout(self, model: Model) -> float:
+    def total_timeout(self, model: Model) -> float:
+        """The longest total timeout among ``model``'s deployments (cached per model)."""
         total = self._total_s.get(model.id)
         if total is None:
             total = self._total_s[model.id] = max(

@@ -77,8 +77,8 @@ async def handle_transcription(
         return body, body.content_type
 
     try:
-        deadline = Deadline.after(gateway._total_timeout(model))
-        _deployment, reply = await gateway._send(
+        deadline = Deadline.after(gateway.total_timeout(model))
+        _deployment, reply = await gateway.send_upstream(
             model, Endpoint.TRANSCRIPTIONS, build, deadline, ANSWER_TYPES
         )
         try:

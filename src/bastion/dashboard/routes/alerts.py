@@ -7,30 +7,16 @@ from typing import Any
 from aiohttp import web
 
 from bastion.admin.forms import FormError
-from bastion.core.money import parse_usd
+from bastion.dashboard.amounts import optional_limit
 from bastion.dashboard.forms import read_form
 from bastion.dashboard.guards import actor, session_of, signed_in
 from bastion.dashboard.keys import SERVICES
 from bastion.dashboard.render import PREFIX, redirect, render
 
-MAX_THRESHOLD_MICROS = 10**15
-
 
 def parse_threshold(text: str) -> int | None:
-    text = text.strip().removeprefix("$").replace(",", "")
-    if not text:
-        return None
-    try:
-        micros = int(parse_usd(text))
-    except ValueError:
-        raise FormError.field(
-            "threshold", "Enter an amount in USD, like 5 or 2.50, or leave it empty."
-        ) from None
-    if micros <= 0 or micros > MAX_THRESHOLD_MICROS:
-        raise FormError.field(
-            "threshold", "The threshold must be more than $0 (leave it empty to turn alerts off)."
-        )
-    return micros
+    """A low-balance threshold typed in USD; empty turns alerts off."""
+    return optional_limit(text, "threshold", example="5 or 2.50", when_empty="to turn alerts off")
 
 
 async def _context(request: web.Request) -> dict[str, Any]:

@@ -13,16 +13,14 @@ from aiohttp import web
 
 from bastion.admin.forms import FormError
 from bastion.core.calendar import month_of, now_ms
-from bastion.core.money import parse_usd
 from bastion.core.records import KeyRecord
+from bastion.dashboard.amounts import optional_limit
 from bastion.dashboard.forms import read_form
 from bastion.dashboard.guards import actor, session_of, signed_in
 from bastion.dashboard.keys import DASH_RUNTIME, SERVICES
 from bastion.dashboard.render import PREFIX, redirect, render
 from bastion.errors import OperatorError
 from bastion.storage.sql.sessions import SessionRecord
-
-MAX_CAP_MICROS = 10**15
 
 
 async def _keys_context(request: web.Request, account_id: str) -> dict[str, Any]:
@@ -117,20 +115,7 @@ async def revoke(request: web.Request) -> web.StreamResponse:
 
 def parse_cap(text: str) -> int | None:
     """A monthly cap typed in USD; empty means no cap."""
-    text = text.strip().removeprefix("$").replace(",", "")
-    if not text:
-        return None
-    try:
-        micros = int(parse_usd(text))
-    except ValueError:
-        raise FormError.field(
-            "monthly_spend_cap", "Enter an amount in USD, like 25 or 12.50, or leave it empty."
-        ) from None
-    if micros <= 0 or micros > MAX_CAP_MICROS:
-        raise FormError.field(
-            "monthly_spend_cap", "A cap must be more than $0 (leave it empty for no cap)."
-        )
-    return micros
+    return optional_limit(text, "monthly_spend_cap", example="25 or 12.50", when_empty="for no cap")
 
 
 @signed_in()

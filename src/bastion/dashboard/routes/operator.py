@@ -10,7 +10,7 @@ from urllib.parse import urlsplit, urlunsplit
 from aiohttp import web
 
 from bastion.admin.forms import FormError
-from bastion.core.money import parse_usd
+from bastion.dashboard.amounts import typed_usd
 from bastion.dashboard.forms import read_form
 from bastion.dashboard.guards import actor, session_of, signed_in
 from bastion.dashboard.keys import DASH_RUNTIME, SERVICES
@@ -68,11 +68,8 @@ async def account_page(request: web.Request) -> web.StreamResponse:
 
 
 def _amount(text: str, *, signed: bool) -> int:
-    text = text.strip().removeprefix("$").replace(",", "")
-    if text.startswith("-$"):
-        text = "-" + text[2:]
     try:
-        micros = int(parse_usd(text, allow_negative=signed))
+        micros = typed_usd(text, signed=signed)
     except ValueError:
         example = "25, 12.50 or -3" if signed else "25 or 12.50"
         raise FormError.field("amount", f"Enter an amount in USD, like {example}.") from None
