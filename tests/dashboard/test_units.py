@@ -132,6 +132,9 @@ def test_a_bad_amount_is_named_for_what_is_wrong(text: str, message: str) -> Non
     with pytest.raises(FormError) as refused:
         parse_cap(text)
     assert refused.value.errors == {"monthly_spend_cap": message}
+
+
+def test_limits_end_at_a_billion_and_start_above_zero() -> None:
     assert parse_cap("1,000,000,000") == 10**15
     with pytest.raises(FormError) as refused:
         parse_threshold("0")

@@ -9,10 +9,15 @@ MAX_LIMIT_MICROS = 10**15
 """A cap or a threshold of a billion dollars: anything above it is a typo."""
 
 
+def _plain(text: str) -> str:
+    """The number as typed, without spaces around it, a leading ``$`` or thousands separators."""
+    return text.strip().removeprefix("$").replace(",", "")
+
+
 def typed_usd(text: str, *, signed: bool = False) -> int:
     """The amount in micro-USD (a ``$`` and thousands separators allowed); ValueError if the
     text is not one, has more than six decimals, or is negative when ``signed`` is false."""
-    text = text.strip().removeprefix("$").replace(",", "")
+    text = _plain(text)
     if text.startswith("-$"):
         text = "-" + text[2:]
     return int(parse_usd(text, allow_negative=signed))
@@ -21,7 +26,7 @@ def typed_usd(text: str, *, signed: bool = False) -> int:
 def optional_limit(text: str, field: str, *, example: str, when_empty: str) -> int | None:
     """A positive amount for ``field``, or None when the field is left empty (``when_empty``
     says what that means, in the error messages)."""
-    if not text.strip().removeprefix("$").replace(",", ""):
+    if not _plain(text):
         return None
     try:
         micros = typed_usd(text)
