@@ -113,10 +113,13 @@ class Runtime:
             prefix=storage.redis_prefix,
             lease_ttl_s=storage.lease_ttl_s,
             heartbeat_s=storage.heartbeat_s,
+            reserve_ahead=storage.reserve_ahead,
             read_epoch=lambda: self.db.meta.get(REDIS_EPOCH + storage.redis_prefix),
             write_epoch=lambda epoch: self.db.meta.set(REDIS_EPOCH + storage.redis_prefix, epoch),
         )
-        return self.redis_admission
+        admission = self.redis_admission
+        self.metrics.watch_reservations(lambda: admission.reserved_admissions)
+        return admission
 
     async def start(self) -> None:
         if self._lock is not None:

@@ -51,16 +51,26 @@ class FakeEpochBook:
         self.value = epoch
 
 
-def redis_admission(*, timeout_s: float, lease_ttl_s: float, heartbeat_s: float) -> RedisAdmission:
-    """A Redis admission store on this worker's database, under a prefix of its own."""
-    book = FakeEpochBook()
+def redis_admission(
+    *,
+    timeout_s: float,
+    lease_ttl_s: float,
+    heartbeat_s: float,
+    reserve_ahead: bool = True,
+    prefix: str | None = None,
+    book: FakeEpochBook | None = None,
+) -> RedisAdmission:
+    """A Redis admission store on this worker's database, under a prefix of its own (or a
+    given one: replicas of one deployment share theirs, and the epoch book)."""
+    book = book or FakeEpochBook()
     return RedisAdmission(
         connect(redis_url(), timeout_s),
-        prefix=f"bastion:test:{secrets.token_hex(6)}:",
+        prefix=prefix or f"bastion:test:{secrets.token_hex(6)}:",
         lease_ttl_s=lease_ttl_s,
         heartbeat_s=heartbeat_s,
         read_epoch=book.read,
         write_epoch=book.write,
+        reserve_ahead=reserve_ahead,
     )
 
 

@@ -15,8 +15,10 @@ from sqlalchemy import select
 from bastion.errors import ConfigError
 from bastion.settings import parse_settings
 from bastion.storage.sql.tables import ledger
+from tests.contract.support import until
 from tests.ops.conftest import ADMIN, call, scrape
 from tests.support.harness import EXAMPLE, Stack, example_document, merge
+from tests.support.services import redis_prefix, redis_url
 
 MODEL = "gpt-oss-20b"
 MESSAGES = [{"role": "user", "content": "count me"}]
@@ -212,3 +214,40 @@ def test_admin_listener_off_loopback_needs_a_token() -> None:
     load({"enabled": True, "host": "0.0.0.0", "token": "a-long-enough-token"})
     load({"enabled": True, "host": "::1"})
     load({"enabled": False, "host": "0.0.0.0"})
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize(
+    ("config", "reserving"),
+    [
+        ({**ADMIN, "storage": {"redis_url": redis_url(), "redis_prefix": redis_prefix()}}, True),
+        (
+            {
+                **ADMIN,
+                "storage": {
+                    "redis_url": redis_url(),
+                    "redis_prefix": redis_prefix(),
+                    "reserve_ahead": False,
+                },
+            },
+            False,
+        ),
+    ],
+    ids=["reserve-ahead", "off"],
+)
+async def test_scaled_out_counts_the_requests_admitted_on_a_reservation(
+    stack: Stack, reserving: bool
+) -> None:
+    _, key = await stack.account_and_key("10", tier="pro")  # 600 a minute, 32 at a time
+    client = stack.client(key)
+    store = stack.runtime.redis_admission
+    assert store is not None
+    await client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=4)
+    if reserving:
+        assert await until(lambda: bool(store._reserved))  # taken when the first ended
+    await client.chat.completions.create(model=MODEL, messages=MESSAGES, max_tokens=4)
+    await stack.settled()
+    assert (await scrape(stack)).value("bastion_admissions_reserved_total") == (
+        1 if reserving else 0
+    )
+    assert store.reserved_admissions == (1 if reserving else 0)

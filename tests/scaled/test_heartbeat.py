@@ -13,7 +13,8 @@ from tests.contract.support import ask, redis_admission
 async def test_a_request_released_during_a_heartbeat_keeps_its_hold_released(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    store = redis_admission(timeout_s=2.0, lease_ttl_s=15.0, heartbeat_s=5.0)
+    # no reservation for the key's next request: every hold here is a request's
+    store = redis_admission(timeout_s=2.0, lease_ttl_s=15.0, heartbeat_s=5.0, reserve_ahead=False)
     account = "acct_hb"
     await store.seed_account(account, 1_000_000, 1)
     # more live requests than one refresh carries (200): the refresh goes in two parts

@@ -295,6 +295,17 @@ class Metrics:
     def watch_settlements(self, writer: Callable[[], SettlementCounters]) -> None:
         self.registry.register(_SettlementCollector(writer))
 
+    def watch_reservations(self, used: Callable[[], int]) -> None:
+        """Scaled out: requests admitted on a reservation, without a round trip to Redis."""
+        self.registry.register(
+            _CountCollector(
+                "bastion_admissions_reserved",
+                "Requests admitted on a reservation taken when the key's previous request "
+                "ended (scaled out), without a round trip to Redis.",
+                used,
+            )
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -468,6 +479,21 @@ class _SettlementCollector:
             "1 while the store of record refuses writes (admission answers 503 meanwhile).",
             value=1.0 if writer.failing else 0.0,
         )
+
+
+class _CountCollector:
+    """One counter kept by another object, read at scrape time."""
+
+    def __init__(self, name: str, documentation: str, read: Callable[[], int]) -> None:
+        self._name = name
+        self._documentation = documentation
+        self._read = read
+
+    def describe(self) -> Iterable[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(self._name, self._documentation, value=self._read())
 
 
 def _number(value: object) -> float:

@@ -172,6 +172,7 @@ def _storage(t: Table, data_dir: Path) -> StorageSettings:
         store_timeout_s=t.number("store_timeout_s", 0.5, min=0.01),
         lease_ttl_s=t.number("lease_ttl_s", 15.0, min=0.5),
         heartbeat_s=t.number("heartbeat_s", 1.0, min=0.05),
+        reserve_ahead=t.flag("reserve_ahead", True),
         auto_migrate=t.flag("auto_migrate", True),
         sqlite_synchronous=t.text("sqlite_synchronous", "NORMAL", choices=("FULL", "NORMAL")),
     )

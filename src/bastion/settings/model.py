@@ -110,6 +110,9 @@ class StorageSettings:
     refreshing them (killed, partitioned)."""
     heartbeat_s: float = 1.0
     """Redis: how often each replica refreshes its live leases and checks Redis's epoch."""
+    reserve_ahead: bool = True
+    """Redis: when a request ends, reserve the key's next request on this replica (no round
+    trip on its way in), where the key and account have ample room (docs/operations.md)."""
     auto_migrate: bool = True
     sqlite_synchronous: Literal["FULL", "NORMAL"] = "NORMAL"
     """WAL with NORMAL: a commit survives a crash of the process (kill -9, OOM), and costs no

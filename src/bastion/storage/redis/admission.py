@@ -8,13 +8,28 @@ that each replica's heartbeat extends for its live requests: a replica killed wi
 refreshing and its slots and holds lapse within ``lease_ttl_s``.  If Redis comes back empty,
 the heartbeat re-creates every live request's lease and hold, and admission pauses (503) for
 a short recovery window while that happens, so no hold is forgotten.
+
+Reserve ahead: when a request of a key ends, its replica asks Redis, right after the
+release, to admit the key's next request in advance (a reservation: an admission like any
+other, with its own slot, hold and rate allowance).  The next request of that key on this
+replica, if its hold fits, is then admitted with no round trip: scaled out, admission is the
+one wait on a request's way to its upstream, and on a quiet replica a cold round trip to
+Redis costs about as much as all the rest of the gateway's work.  Exactness is kept: a
+reservation is taken by the same script and counts against every limit the moment it is
+taken, so no limit or balance can be exceeded.  What it costs is bounded: Redis grants one
+only where the key and account have ample room (see ``admit.lua``), a replica holds at most
+one per key, and one left unused for a heartbeat goes back, its rate allowance too.  Keys
+with small limits (under 60 requests a minute or under 10 at a time) never get one, so they
+behave as if every replica were one.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -81,6 +96,34 @@ class _Live:
     account_id: str
     hold: int
     month: int
+    hold_id: str
+    """The id its slot and hold carry in Redis: its own, or that of the reservation it used."""
+    terms: AdmitRequest | None = None
+    """What it was admitted with, to reserve the key's next request on the same terms."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Reservation:
+    """An admission taken in advance for a key's next request on this replica."""
+
+    hold_id: str
+    terms: AdmitRequest
+    limit: LimitDecision
+    available: int
+    epoch: str
+    made: float
+    """``time.monotonic()`` when Redis granted it."""
+
+    def fits(self, request: AdmitRequest) -> bool:
+        terms = self.terms
+        return (
+            request.hold <= terms.hold
+            and request.month == terms.month
+            and request.account_id == terms.account_id
+            and request.rate == terms.rate
+            and request.concurrency == terms.concurrency
+            and request.spend_cap == terms.spend_cap
+        )
 
 
 class RedisAdmission:
@@ -93,6 +136,7 @@ class RedisAdmission:
         heartbeat_s: float,
         read_epoch: EpochRead,
         write_epoch: EpochWrite,
+        reserve_ahead: bool = True,
     ) -> None:
         self._redis = client
         self._prefix = prefix
@@ -101,6 +145,16 @@ class RedisAdmission:
         self._read_epoch = read_epoch
         self._write_epoch = write_epoch
         self._live: dict[str, _Live] = {}
+        self._reserve_ahead = reserve_ahead
+        self._reserved: dict[str, _Reservation] = {}
+        """Per key id: the reservation this replica holds for the key's next request."""
+        self._reserving: dict[str, asyncio.Future[Any]] = {}
+        self._declined: dict[str, float] = {}
+        """Key ids whose last reservation Redis declined (when): not asked again for a
+        heartbeat."""
+        self._closing = False
+        self.reserved_admissions = 0
+        """Requests admitted on a reservation, without a round trip (for the metrics)."""
         self._admit = client.register_script(_script("admit.lua"))
         self._release = client.register_script(_script("release.lua"))
         self._seed_account = client.register_script(_script("seed_account.lua"))
@@ -119,7 +173,7 @@ class RedisAdmission:
 
     # -- the AdmissionStore protocol -------------------------------------------------------
 
-    async def admit(self, request: AdmitRequest) -> AdmitResult:
+    def _admit_call(self, request: AdmitRequest, reserve: bool) -> tuple[list[str], list[Any]]:
         keys = [
             self._k("rl", request.key_id),
             self._k("cc", request.key_id),
@@ -141,7 +195,20 @@ class RedisAdmission:
             request.account_id,
             request.month,
             self._prefix,
+            1 if reserve else 0,
         ]
+        return keys, args
+
+    async def admit(self, request: AdmitRequest) -> AdmitResult:
+        if self._reserve_ahead:
+            coming = self._reserving.get(request.key_id)
+            if coming is not None:
+                # already on its way, ahead of anything this request could send
+                await asyncio.wait([coming])
+            reserved = self._use_reservation(request)
+            if reserved is not None:
+                return reserved
+        keys, args = self._admit_call(request, reserve=False)
         for _ in range(3):
             reply = await self._batch.call(self._admit, keys, args)
             outcome, retry_ms, remaining, reset_ms, available, epoch = reply
@@ -165,10 +232,102 @@ class RedisAdmission:
             )
             if result.outcome is Outcome.ADMITTED:
                 self._live[request.request_id] = _Live(
-                    request.key_id, request.account_id, request.hold, request.month
+                    request.key_id,
+                    request.account_id,
+                    request.hold,
+                    request.month,
+                    request.request_id,
+                    request,
                 )
             return result
         raise StoreUnavailableError()
+
+    # -- reserve ahead ---------------------------------------------------------------------
+
+    def _use_reservation(self, request: AdmitRequest) -> AdmitResult | None:
+        reservation = self._reserved.pop(request.key_id, None)
+        if reservation is None:
+            return None
+        fresh = time.monotonic() - reservation.made < 2 * self._heartbeat_s
+        if not (fresh and reservation.epoch == self.epoch and reservation.fits(request)):
+            self._unreserve(reservation)  # other terms now: the next release reserves anew
+            return None
+        terms = reservation.terms
+        self._live[request.request_id] = _Live(
+            request.key_id,
+            request.account_id,
+            terms.hold,  # the hold taken, which this request's fits in
+            terms.month,
+            reservation.hold_id,
+            request,
+        )
+        self.reserved_admissions += 1
+        return AdmitResult(Outcome.ADMITTED, reservation.limit, available=reservation.available)
+
+    def _reserve_next(self, terms: AdmitRequest) -> None:
+        """Ask for an admission of the key's next request, in the next pipeline."""
+        key_id = terms.key_id
+        if key_id in self._reserved or key_id in self._reserving:
+            return
+        declined = self._declined.get(key_id)
+        if declined is not None and time.monotonic() - declined < self._heartbeat_s:
+            return
+        hold_id = "rsv_" + secrets.token_hex(12)
+        terms = dataclasses.replace(terms, request_id=hold_id)
+        keys, args = self._admit_call(terms, reserve=True)
+        future = self._batch.queue(self._admit, keys, args)
+        self._reserving[key_id] = future
+        future.add_done_callback(lambda answer: self._reserved_answer(terms, answer))
+
+    def _reserved_answer(self, terms: AdmitRequest, answer: asyncio.Future[Any]) -> None:
+        self._reserving.pop(terms.key_id, None)
+        if answer.cancelled() or answer.exception() is not None:
+            return  # the next release asks again; a failing store is reported by admissions
+        outcome, _retry, remaining, reset_ms, available, epoch = answer.result()
+        if outcome == "admitted":
+            limit = LimitDecision(True, 0, 0, int(remaining), int(reset_ms))
+            reservation = _Reservation(
+                terms.request_id, terms, limit, int(available), str(epoch), time.monotonic()
+            )
+            if self._closing:
+                self._unreserve(reservation)
+            else:
+                self._reserved[terms.key_id] = reservation
+        elif outcome not in ("no_epoch", "recovering", "seed_account", "seed_key"):
+            self._declined[terms.key_id] = time.monotonic()
+
+    def _unreserve(self, reservation: _Reservation) -> None:
+        """Give an unused reservation back: its slot, its hold and its rate allowance."""
+        terms = reservation.terms
+        keys = [
+            self._k("hold", reservation.hold_id),
+            self._k("cc", terms.key_id),
+            self._k("acct", terms.account_id),
+            self._k("holds", terms.account_id),
+            self._k("recent", terms.account_id),
+            self._k("spend", terms.key_id, terms.month),
+            self._k("rl", terms.key_id),
+        ]
+        args: list[str | int] = [
+            reservation.hold_id,
+            0,
+            0,
+            terms.key_id,
+            terms.month,
+            terms.rate.interval_ms,
+        ]
+        self._batch.queue(self._release, keys, args).add_done_callback(_retrieve)
+
+    def _lapse_reservations(self) -> None:
+        """Return the reservations no request used for a heartbeat."""
+        now = time.monotonic()
+        for key_id, reservation in list(self._reserved.items()):
+            if now - reservation.made >= self._heartbeat_s:
+                del self._reserved[key_id]
+                self._unreserve(reservation)
+        for key_id, when in list(self._declined.items()):
+            if now - when >= self._heartbeat_s:
+                del self._declined[key_id]
 
     async def _establish_epoch(self) -> None:
         """Redis has no epoch: fresh (no pause) or emptied by a restart (pause to recover)."""
@@ -189,7 +348,7 @@ class RedisAdmission:
         if live is None:
             return
         keys = [
-            self._k("hold", request_id),
+            self._k("hold", live.hold_id),
             self._k("cc", live.key_id),
             self._k("acct", live.account_id),
             self._k("holds", live.account_id),
@@ -198,9 +357,12 @@ class RedisAdmission:
         ]
         # Shielded: a request cancelled now (its client left after receiving the answer)
         # must still free its slot and hold, and apply its charge to the cached balance.
-        await asyncio.shield(
-            self._release_now(keys, [request_id, charge, version or 0, live.key_id, live.month])
-        )
+        args: list[str | int] = [live.hold_id, charge, version or 0, live.key_id, live.month]
+        await asyncio.shield(self._release_now(keys, args))
+        if self._reserve_ahead and live.terms is not None and not self._closing:
+            # After the release, not with it: a keep-alive connection's next request waits
+            # for this release, and would wait for the reservation's script too.
+            self._reserve_next(live.terms)
 
     async def _release_now(self, keys: list[str], args: list[str | int]) -> None:
         await self._batch.call(self._release, keys, args)
@@ -260,12 +422,18 @@ class RedisAdmission:
         # step that reads the live requests: a request released after this reading is
         # released after its refresh.  (Sent later or on another connection, a refresh could
         # run after the release and re-create the hold it had just freed.)
-        live = list(self._live.items())
+        self._lapse_reservations()
+        live = [
+            (e.hold_id, e.key_id, e.account_id, e.hold, e.month) for e in self._live.values()
+        ] + [
+            (r.hold_id, r.terms.key_id, r.terms.account_id, r.terms.hold, r.terms.month)
+            for r in self._reserved.values()
+        ]
         refreshes = []
         for start in range(0, len(live), 200):
             args: list[str | int] = [self._prefix, self._lease_ms]
-            for request_id, entry in live[start : start + 200]:
-                args += [request_id, entry.key_id, entry.account_id, entry.hold, entry.month]
+            for entry in live[start : start + 200]:
+                args += entry
             refreshes.append(self._batch.queue(self._refresh, [], args))
         restored = 0
         for refresh in refreshes:
@@ -288,5 +456,15 @@ class RedisAdmission:
         await self._batch.drain(self._lease_ms / 1000)
 
     async def close(self) -> None:
+        self._closing = True
+        for reservation in self._reserved.values():
+            self._unreserve(reservation)
+        self._reserved.clear()
         await self._batch.close()
         await self._redis.aclose(close_connection_pool=True)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """A call nobody awaits: its failure is only a lapse later (the lease TTL)."""
+    if not future.cancelled():
+        future.exception()

@@ -4,8 +4,14 @@
 -- KEYS: 1 rate TAT, 2 concurrency leases (zset), 3 account funds (hash), 4 key spend of the
 --       month (hash), 5 hold (hash), 6 account holds (zset), 7 epoch
 -- ARGV: 1 interval ms, 2 burst, 3 concurrency, 4 hold, 5 spend cap (-1: none), 6 lease ms,
---       7 request id, 8 key id, 9 account id, 10 month, 11 key prefix
+--       7 request id, 8 key id, 9 account id, 10 month, 11 key prefix,
+--       12 reserve (1: a replica's reservation for the key's next request)
 -- Returns {outcome, retry_ms, remaining, reset_ms, available, epoch}
+--
+-- A reservation is an admission like any other, taken only where its neighbours would never
+-- miss it: for a key allowed at least 60 requests a minute and 10 at a time, with half of
+-- its burst and half of its slots still free after it, and 64 times its hold of credit and
+-- of spend-cap headroom left after it.  Otherwise it is 'declined' and changes nothing.
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local epoch = redis.call('GET', KEYS[7])
@@ -86,6 +92,17 @@ if funds then
   available = tonumber(funds[1]) - tonumber(funds[2] or '0')
   if available < hold then
     return {'insufficient', 0, remaining, reset, available, epoch}
+  end
+end
+if ARGV[12] == '1' then
+  local slots = tonumber(ARGV[3])
+  local free_slots = slots - redis.call('ZCARD', KEYS[2]) - 1
+  local roomy = burst >= 60 and remaining >= burst / 2
+    and slots >= 10 and free_slots >= slots / 2
+    and (not funds or available - hold >= 64 * hold)
+    and (not spend or cap - tonumber(spend[1]) - tonumber(spend[2] or '0') - hold >= 64 * hold)
+  if not roomy then
+    return {'declined', 0, remaining, reset, available, epoch}
   end
 end
 
