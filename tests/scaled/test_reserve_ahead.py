@@ -56,19 +56,19 @@ async def test_the_next_request_is_admitted_on_the_reservation_without_a_round_t
     assert await until(lambda: KEY in store._reserved)
     # taken in Redis as any admission is: a slot, a hold, a rate allowance
     assert await _slots(store) == 1
-    assert await store.open_holds(ACCOUNT) == 7
+    assert await store.open_holds(ACCOUNT) == 14  # twice the first request's
 
     async def no_round_trip(*_: object) -> None:
         raise AssertionError("admitted through Redis")
 
     monkeypatch.setattr(store._batch, "call", no_round_trip)
     monkeypatch.setattr(store._batch, "queue", no_round_trip)
-    second = _ask(hold=5, rpm=600, concurrency=20)
+    second = _ask(hold=13, rpm=600, concurrency=20)  # fits in 14
     result = await store.admit(second)
     assert result.outcome is Outcome.ADMITTED
     assert store.reserved_admissions == 1
     assert result.limit.remaining == 598  # the burst less the first request and this one
-    assert result.available == 1_000_000 - 7
+    assert result.available == 1_000_000 - 14
     monkeypatch.undo()
 
     # its release frees the reservation's slot and hold, charges, and reserves anew
@@ -76,7 +76,7 @@ async def test_the_next_request_is_admitted_on_the_reservation_without_a_round_t
     assert await until(lambda: KEY in store._reserved)
     await store._batch.drain(1.0)
     assert await _slots(store) == 1
-    assert await store.open_holds(ACCOUNT) == 5  # the new one, on the second's terms
+    assert await store.open_holds(ACCOUNT) == 26  # the new one, on the second's terms
     assert await store._redis.hget(store._k("acct", ACCOUNT), "balance") == "999997"
 
 
@@ -112,8 +112,9 @@ async def test_an_unused_reservation_goes_back_whole_its_rate_allowance_too() ->
     [
         ({"rpm": 59, "concurrency": 100}, 1_000_000),
         ({"rpm": 600, "concurrency": 9}, 1_000_000),
-        ({"rpm": 600, "concurrency": 100}, 60 * 7),  # less than 64 holds of credit left
-        ({"rpm": 600, "concurrency": 100, "cap": 60 * 7}, 1_000_000),
+        # a reservation holds 14: less than 64 of them left in credit, or under the cap
+        ({"rpm": 600, "concurrency": 100}, 60 * 14),
+        ({"rpm": 600, "concurrency": 100, "cap": 60 * 14}, 1_000_000),
     ],
     ids=["rate", "concurrency", "credit", "spend-cap"],
 )
@@ -142,11 +143,11 @@ async def test_a_request_that_needs_more_than_the_reservation_is_admitted_by_red
     await store.seed_account(ACCOUNT, 1_000_000, 1)
     await _served_and_released(store, rpm=600, concurrency=20)
     assert await until(lambda: KEY in store._reserved)
-    larger = _ask(hold=8, rpm=600, concurrency=20)
+    larger = _ask(hold=15, rpm=600, concurrency=20)  # more than twice the first's 7
     assert (await store.admit(larger)).outcome is Outcome.ADMITTED
     assert store.reserved_admissions == 0
     await store._batch.drain(1.0)
-    assert await store.open_holds(ACCOUNT) == 8  # the reservation went back
+    assert await store.open_holds(ACCOUNT) == 15  # the reservation went back
     assert await _slots(store) == 1
 
 
@@ -219,5 +220,25 @@ async def test_a_reservation_lost_with_redis_data_is_restored_by_the_heartbeat(
     await store._redis.delete(*doomed)  # Redis came back empty
     await store.seed_account(ACCOUNT, 1_000_000, 1)
     assert await store.heartbeat() == 1
-    assert await store.open_holds(ACCOUNT) == 7
+    assert await store.open_holds(ACCOUNT) == 14
     assert await _slots(store) == 1
+
+
+async def test_a_reservation_given_back_twice_gives_its_rate_allowance_back_once(
+    store: RedisAdmission,
+) -> None:
+    await store.seed_account(ACCOUNT, 1_000_000, 1)
+    rate_key = store._k("rl", KEY)
+    first = _ask(rpm=60, concurrency=10)
+    assert (await store.admit(first)).outcome is Outcome.ADMITTED
+    after_first = int(await store._redis.get(rate_key))
+    await store.release(first.request_id, 0, None)
+    assert await until(lambda: KEY in store._reserved)
+    reservation = store._reserved.pop(KEY)
+    store._unreserve(reservation)
+    store._unreserve(reservation)  # its lease is gone: the proof it was given back already
+    await store._batch.drain(1.0)
+    # once: back to the first request's TAT (twice would have moved it an interval earlier)
+    assert int(await store._redis.get(rate_key)) >= after_first
+    assert await store.open_holds(ACCOUNT) == 0
+    assert await _pending(store) == 0

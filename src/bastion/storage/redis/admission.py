@@ -11,16 +11,16 @@ a short recovery window while that happens, so no hold is forgotten.
 
 Reserve ahead: when a request of a key ends, its replica asks Redis, right after the
 release, to admit the key's next request in advance (a reservation: an admission like any
-other, with its own slot, hold and rate allowance).  The next request of that key on this
-replica, if its hold fits, is then admitted with no round trip: scaled out, admission is the
-one wait on a request's way to its upstream, and on a quiet replica a cold round trip to
-Redis costs about as much as all the rest of the gateway's work.  Exactness is kept: a
-reservation is taken by the same script and counts against every limit the moment it is
-taken, so no limit or balance can be exceeded.  What it costs is bounded: Redis grants one
-only where the key and account have ample room (see ``admit.lua``), a replica holds at most
-one per key, and one left unused for a heartbeat goes back, its rate allowance too.  Keys
-with small limits (under 60 requests a minute or under 10 at a time) never get one, so they
-behave as if every replica were one.
+other, with its own slot, rate allowance and hold, twice the ending request's).  The next
+request of that key on this replica, if its hold fits, is then admitted with no round trip:
+scaled out, admission is the one wait on a request's way to its upstream, and on a quiet
+replica a cold round trip to Redis costs about as much as all the rest of the gateway's
+work.  Exactness is kept: a reservation is taken by the same script and counts against every
+limit the moment it is taken, so no limit or balance can be exceeded.  What it costs is
+bounded: Redis grants one only where the key and account have ample room (see
+``admit.lua``), a replica holds at most one per key, and one left unused for a heartbeat
+goes back, its rate allowance too.  Keys with small limits (under 60 requests a minute or
+under 10 at a time) never get one, so they behave as if every replica were one.
 """
 
 from __future__ import annotations
@@ -273,7 +273,9 @@ class RedisAdmission:
         if declined is not None and time.monotonic() - declined < self._heartbeat_s:
             return
         hold_id = "rsv_" + secrets.token_hex(12)
-        terms = dataclasses.replace(terms, request_id=hold_id)
+        # twice the last request's hold: the next one (another prompt, another max_tokens)
+        # still fits when it costs up to twice as much
+        terms = dataclasses.replace(terms, request_id=hold_id, hold=terms.hold * 2)
         keys, args = self._admit_call(terms, reserve=True)
         future = self._batch.queue(self._admit, keys, args)
         self._reserving[key_id] = future
