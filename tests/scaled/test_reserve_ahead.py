@@ -48,12 +48,17 @@ async def _served_and_released(store: RedisAdmission, **terms: Any) -> None:
     await store.release(first.request_id, 0, None)
 
 
+async def _reserved(store: RedisAdmission, **terms: Any) -> None:
+    """A funded account whose key's first request ended and left a reservation."""
+    await store.seed_account(ACCOUNT, 1_000_000, 1)
+    await _served_and_released(store, **terms)
+    assert await until(lambda: KEY in store._reserved)
+
+
 async def test_the_next_request_is_admitted_on_the_reservation_without_a_round_trip(
     store: RedisAdmission, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await store.seed_account(ACCOUNT, 1_000_000, 1)
-    await _served_and_released(store, rpm=600, concurrency=20)
-    assert await until(lambda: KEY in store._reserved)
+    await _reserved(store, rpm=600, concurrency=20)
     # taken in Redis as any admission is: a slot, a hold, a rate allowance
     assert await _slots(store) == 1
     assert await store.open_holds(ACCOUNT) == 14  # twice the first request's
@@ -140,9 +145,7 @@ async def test_small_limits_and_little_room_get_no_reservation(
 async def test_a_request_that_needs_more_than_the_reservation_is_admitted_by_redis(
     store: RedisAdmission,
 ) -> None:
-    await store.seed_account(ACCOUNT, 1_000_000, 1)
-    await _served_and_released(store, rpm=600, concurrency=20)
-    assert await until(lambda: KEY in store._reserved)
+    await _reserved(store, rpm=600, concurrency=20)
     larger = _ask(hold=15, rpm=600, concurrency=20)  # more than twice the first's 7
     assert (await store.admit(larger)).outcome is Outcome.ADMITTED
     assert store.reserved_admissions == 0
@@ -154,9 +157,7 @@ async def test_a_request_that_needs_more_than_the_reservation_is_admitted_by_red
 async def test_new_limits_are_not_served_from_a_reservation_taken_under_the_old(
     store: RedisAdmission,
 ) -> None:
-    await store.seed_account(ACCOUNT, 1_000_000, 1)
-    await _served_and_released(store, rpm=600, concurrency=20)
-    assert await until(lambda: KEY in store._reserved)
+    await _reserved(store, rpm=600, concurrency=20)
     stricter = _ask(rpm=120, concurrency=20)
     assert (await store.admit(stricter)).outcome is Outcome.ADMITTED
     assert store.reserved_admissions == 0
@@ -165,9 +166,7 @@ async def test_new_limits_are_not_served_from_a_reservation_taken_under_the_old(
 async def test_reservations_and_admissions_together_never_exceed_the_concurrency(
     store: RedisAdmission,
 ) -> None:
-    await store.seed_account(ACCOUNT, 1_000_000, 1)
-    await _served_and_released(store, rpm=6_000, concurrency=10)
-    assert await until(lambda: KEY in store._reserved)
+    await _reserved(store, rpm=6_000, concurrency=10)
     results = [(await store.admit(_ask(rpm=6_000, concurrency=10))).outcome for _ in range(11)]
     assert results == [Outcome.ADMITTED] * 10 + [Outcome.CONCURRENCY]
     assert store.reserved_admissions == 1
@@ -212,9 +211,7 @@ async def test_replicas_reserving_for_one_key_lose_nothing() -> None:
 async def test_a_reservation_lost_with_redis_data_is_restored_by_the_heartbeat(
     store: RedisAdmission,
 ) -> None:
-    await store.seed_account(ACCOUNT, 1_000_000, 1)
-    await _served_and_released(store, rpm=600, concurrency=20)
-    assert await until(lambda: KEY in store._reserved)
+    await _reserved(store, rpm=600, concurrency=20)
     await store._batch.drain(1.0)
     doomed = [key async for key in store._redis.scan_iter(match=store._prefix + "*")]
     await store._redis.delete(*doomed)  # Redis came back empty

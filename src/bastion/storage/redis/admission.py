@@ -92,14 +92,19 @@ class Translated:
 
 @dataclass(frozen=True, slots=True)
 class _Live:
-    key_id: str
-    account_id: str
-    hold: int
-    month: int
     hold_id: str
     """The id its slot and hold carry in Redis: its own, or that of the reservation it used."""
-    terms: AdmitRequest | None = None
-    """What it was admitted with, to reserve the key's next request on the same terms."""
+    hold: int
+    """The hold taken in Redis: its own, or the reservation's, which its own fits in."""
+    terms: AdmitRequest
+    """What it was admitted with (key, account, month), to reserve the key's next request on
+    the same terms."""
+
+    @property
+    def refresh(self) -> tuple[str, str, str, int, int]:
+        """Its group of arguments to ``refresh.lua``."""
+        terms = self.terms
+        return (self.hold_id, terms.key_id, terms.account_id, self.hold, terms.month)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,14 +236,7 @@ class RedisAdmission:
                 Outcome(outcome), decision, available=int(available), retry_after_ms=int(retry_ms)
             )
             if result.outcome is Outcome.ADMITTED:
-                self._live[request.request_id] = _Live(
-                    request.key_id,
-                    request.account_id,
-                    request.hold,
-                    request.month,
-                    request.request_id,
-                    request,
-                )
+                self._live[request.request_id] = _Live(request.request_id, request.hold, request)
             return result
         raise StoreUnavailableError()
 
@@ -252,15 +250,8 @@ class RedisAdmission:
         if not (fresh and reservation.epoch == self.epoch and reservation.fits(request)):
             self._unreserve(reservation)  # other terms now: the next release reserves anew
             return None
-        terms = reservation.terms
-        self._live[request.request_id] = _Live(
-            request.key_id,
-            request.account_id,
-            terms.hold,  # the hold taken, which this request's fits in
-            terms.month,
-            reservation.hold_id,
-            request,
-        )
+        # same key, account and month as the reservation (it fits)
+        self._live[request.request_id] = _Live(reservation.hold_id, reservation.terms.hold, request)
         self.reserved_admissions += 1
         return AdmitResult(Outcome.ADMITTED, reservation.limit, available=reservation.available)
 
@@ -301,15 +292,7 @@ class RedisAdmission:
     def _unreserve(self, reservation: _Reservation) -> None:
         """Give an unused reservation back: its slot, its hold and its rate allowance."""
         terms = reservation.terms
-        keys = [
-            self._k("hold", reservation.hold_id),
-            self._k("cc", terms.key_id),
-            self._k("acct", terms.account_id),
-            self._k("holds", terms.account_id),
-            self._k("recent", terms.account_id),
-            self._k("spend", terms.key_id, terms.month),
-            self._k("rl", terms.key_id),
-        ]
+        keys = [*self._release_keys(reservation.hold_id, terms), self._k("rl", terms.key_id)]
         args: list[str | int] = [
             reservation.hold_id,
             0,
@@ -349,22 +332,27 @@ class RedisAdmission:
         live = self._live.pop(request_id, None)
         if live is None:
             return
-        keys = [
-            self._k("hold", live.hold_id),
-            self._k("cc", live.key_id),
-            self._k("acct", live.account_id),
-            self._k("holds", live.account_id),
-            self._k("recent", live.account_id),
-            self._k("spend", live.key_id, live.month),
-        ]
+        terms = live.terms
+        keys = self._release_keys(live.hold_id, terms)
         # Shielded: a request cancelled now (its client left after receiving the answer)
         # must still free its slot and hold, and apply its charge to the cached balance.
-        args: list[str | int] = [live.hold_id, charge, version or 0, live.key_id, live.month]
+        args: list[str | int] = [live.hold_id, charge, version or 0, terms.key_id, terms.month]
         await asyncio.shield(self._release_now(keys, args))
-        if self._reserve_ahead and live.terms is not None and not self._closing:
+        if self._reserve_ahead and not self._closing:
             # After the release, not with it: a keep-alive connection's next request waits
             # for this release, and would wait for the reservation's script too.
-            self._reserve_next(live.terms)
+            self._reserve_next(terms)
+
+    def _release_keys(self, hold_id: str, terms: AdmitRequest) -> list[str]:
+        """``release.lua``'s keys for the hold ``hold_id`` taken on ``terms``."""
+        return [
+            self._k("hold", hold_id),
+            self._k("cc", terms.key_id),
+            self._k("acct", terms.account_id),
+            self._k("holds", terms.account_id),
+            self._k("recent", terms.account_id),
+            self._k("spend", terms.key_id, terms.month),
+        ]
 
     async def _release_now(self, keys: list[str], args: list[str | int]) -> None:
         await self._batch.call(self._release, keys, args)
@@ -425,11 +413,8 @@ class RedisAdmission:
         # released after its refresh.  (Sent later or on another connection, a refresh could
         # run after the release and re-create the hold it had just freed.)
         self._lapse_reservations()
-        live = [
-            (e.hold_id, e.key_id, e.account_id, e.hold, e.month) for e in self._live.values()
-        ] + [
-            (r.hold_id, r.terms.key_id, r.terms.account_id, r.terms.hold, r.terms.month)
-            for r in self._reserved.values()
+        live = [e.refresh for e in self._live.values()] + [
+            _Live(r.hold_id, r.terms.hold, r.terms).refresh for r in self._reserved.values()
         ]
         refreshes = []
         for start in range(0, len(live), 200):
